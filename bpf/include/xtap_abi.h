@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * xtap_abi.h: the only header the BPF programs and the C++ controller share.
+ *
+ * Every struct here is a map key, a map value or the metadata a capture
+ * program hands to AF_XDP. Fixed-width types only, explicit padding, and a
+ * size assertion after each struct so a change on one side breaks the build
+ * of the other. Fields ending in _be are in network byte order; everything
+ * else is host order.
+ */
+#ifndef XTAP_ABI_H
+#define XTAP_ABI_H
+
+#include <linux/types.h>
+
+#define XTAP_ABI_VERSION 1
+
+/* Limits. The map capacities are defaults: the loader resizes maps before load. */
+#define XTAP_MAX_MASKS 256         /* distinct tuple-space masks (mask_id is a u8) */
+#define XTAP_MAX_REFS_PER_RULE 8   /* criteria sharing one masked key */
+#define XTAP_MAX_MATCHES 16        /* criteria reported for one packet */
+#define XTAP_DEFAULT_RULES 262144  /* hash entries (one filter is >= 1 entry) */
+#define XTAP_DEFAULT_SLOTS 131072  /* criteria published at once */
+#define XTAP_DEFAULT_PREFIXES 262144
+#define XTAP_DEFAULT_FRAGS 16384
+#define XTAP_DEFAULT_IFACES 256
+#define XTAP_MAX_VLAN_DEPTH 2
+#define XTAP_MAX_IPV6_EXT 8
+#define XTAP_FRAG_WINDOW_NS (30ULL * 1000 * 1000 * 1000)
+
+#define XTAP_FAMILY_IPV4 4
+#define XTAP_FAMILY_IPV6 6
+
+#define XTAP_META_MAGIC 0x78746170U /* "xtap" */
+#define XTAP_META_TRUNCATED 1U       /* more criteria matched than XTAP_MAX_MATCHES */
+
+#if defined(__cplusplus)
+#define XTAP_ASSERT_SIZE(type, size) static_assert(sizeof(type) == (size), #type " size")
+#else
+#define XTAP_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size")
+#endif
+
+/*
+ * Classification key: built from a packet, then ANDed with a mask and looked
+ * up in the rules hash. For ICMP/ICMPv6, sport carries the type and dport the
+ * code (as in OVS), so one key shape serves every protocol.
+ */
+struct xtap_key {
+    __u8 mask_id;
+    __u8 family; /* XTAP_FAMILY_* */
+    __u8 proto;
+    __u8 pad;
+    __u32 ifindex; /* ingress (transit) interface */
+    __u16 sport;   /* host order; ICMP type */
+    __u16 dport;   /* host order; ICMP code */
+    __u8 src[16];  /* IPv4 in the first 4 bytes, rest zero */
+    __u8 dst[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_key, 44);
+
+/* One tuple-space mask: which key bits a group of rules looks at. */
+struct xtap_mask {
+    __u32 active; /* 0: row unused, readers skip it */
+    __u8 family;
+    __u8 needs_l4; /* a port/ICMP constraint: skip packets with no L4 header */
+    __u8 proto_mask;
+    __u8 pad;
+    __u32 ifindex_mask;
+    __u16 sport_mask;
+    __u16 dport_mask;
+    __u8 src_mask[16];
+    __u8 dst_mask[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_mask, 48);
+
+/* A criterion slot and the generation its rules were written for. */
+struct xtap_ref {
+    __u32 slot;
+    __u32 gen;
+};
+XTAP_ASSERT_SIZE(struct xtap_ref, 8);
+
+struct xtap_rule {
+    __u32 count;
+    __u32 pad;
+    struct xtap_ref refs[XTAP_MAX_REFS_PER_RULE];
+};
+XTAP_ASSERT_SIZE(struct xtap_rule, 72);
+
+/*
+ * Per-criterion state, in an mmapable array: userspace flips `state` with a
+ * single 4-byte store, which is what makes a criterion appear (or vanish) at
+ * one instant.  state = generation << 1 | enabled.
+ */
+#define XTAP_SLOT_ENABLED 1U
+struct xtap_slot {
+    __u32 state;
+    __u16 priority; /* effective priority; higher value is shed first */
+    __u16 flags;
+    __u64 expiry_ns; /* CLOCK_BOOTTIME deadline; 0 = none */
+};
+XTAP_ASSERT_SIZE(struct xtap_slot, 16);
+
+/* Per-criterion per-CPU counters. */
+struct xtap_slot_stats {
+    __u64 packets;
+    __u64 bytes;
+    __u64 shed; /* matched but not copied because of overload shedding */
+};
+XTAP_ASSERT_SIZE(struct xtap_slot_stats, 24);
+
+/* Global knobs, in an mmapable one-row array written with single stores. */
+struct xtap_control {
+    __u32 mask_count;     /* rows [0, mask_count) of `masks` are scanned */
+    __u32 wide_count;     /* filters with no address anchor: skip the prefilter */
+    __u32 shed_threshold; /* 0: no shedding; else slots with priority >= it are shed */
+    __u32 enabled;        /* 0: classify nothing (global kill switch) */
+};
+XTAP_ASSERT_SIZE(struct xtap_control, 16);
+
+/* Prefilter LPM keys: every anchor prefix of every filter. */
+struct xtap_lpm4 {
+    __u32 prefixlen;
+    __u8 addr[4];
+};
+XTAP_ASSERT_SIZE(struct xtap_lpm4, 8);
+
+struct xtap_lpm6 {
+    __u32 prefixlen;
+    __u8 addr[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_lpm6, 20);
+
+/* Fragment tracking: the first fragment's matches, for the fragments after it. */
+struct xtap_frag_key {
+    __u8 family;
+    __u8 proto;
+    __u16 pad;
+    __u32 id; /* IPv4: 16-bit id; IPv6: 32-bit identification */
+    __u8 src[16];
+    __u8 dst[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_frag_key, 40);
+
+struct xtap_frag_val {
+    __u64 time_ns;
+    __u32 count;
+    __u32 flags; /* XTAP_META_TRUNCATED: the first fragment matched more than it holds */
+    struct xtap_ref refs[XTAP_MAX_MATCHES];
+};
+XTAP_ASSERT_SIZE(struct xtap_frag_val, 144);
+
+/*
+ * Traffic of the appliance itself (its SSH/DTCP listener, IKE/ESP peers):
+ * never copied. Looked up only after a packet matched, so it costs nothing on
+ * the miss path. port 0 with proto 50 (ESP) covers all ESP to/from addr.
+ */
+struct xtap_exclude_key {
+    __u8 family;
+    __u8 proto;
+    __u16 port; /* host order, 0 = any */
+    __u8 addr[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_exclude_key, 20);
+
+/* Transit interface -> its capture veth (the tc program clones there). */
+struct xtap_transit_if {
+    __u32 capture_ifindex; /* cap0: egress side of the capture pair */
+    __u32 flags;
+};
+XTAP_ASSERT_SIZE(struct xtap_transit_if, 8);
+
+/* Capture veth peer (cap1) -> the transit interface it stands for. */
+struct xtap_capture_if {
+    __u32 transit_ifindex;
+    __u32 xsk_index; /* XSKMAP slot */
+};
+XTAP_ASSERT_SIZE(struct xtap_capture_if, 8);
+
+/*
+ * Metadata in front of every frame the capture program redirects to AF_XDP.
+ * Copy mode copies data_meta..data_end into the UMEM frame, so userspace reads
+ * it at (frame data - sizeof(struct xtap_copy_meta)).
+ */
+struct xtap_copy_meta {
+    __u32 magic;
+    __u32 transit_ifindex;
+    __u64 timestamp_ns; /* CLOCK_BOOTTIME when the capture program ran */
+    __u16 count;
+    __u16 flags;
+    __u32 pad;
+    __u32 slots[XTAP_MAX_MATCHES];
+};
+XTAP_ASSERT_SIZE(struct xtap_copy_meta, 88);
+
+/* Transit-side mark: the only thing XDP tells the tc clone program. */
+struct xtap_mark_meta {
+    __u32 magic;
+};
+XTAP_ASSERT_SIZE(struct xtap_mark_meta, 4);
+
+/* Global per-CPU counters, indexed by enum xtap_stat. */
+enum xtap_stat {
+    XTAP_STAT_TRANSIT_PACKETS = 0, /* seen by the transit XDP program */
+    XTAP_STAT_PARSE_SKIPPED,       /* not IPv4/IPv6 or malformed: passed, unclassified */
+    XTAP_STAT_PREFILTER_HIT,       /* an address is a target: masks scanned */
+    XTAP_STAT_MATCHED,             /* at least one criterion matched */
+    XTAP_STAT_EXCLUDED,            /* matched but the appliance's own traffic */
+    XTAP_STAT_SHED,                /* matched but every match shed */
+    XTAP_STAT_MARKED,              /* metadata mark written */
+    XTAP_STAT_MARK_FAILED,         /* no headroom for the mark */
+    XTAP_STAT_CLONED,              /* tc cloned to the capture veth */
+    XTAP_STAT_CLONE_FAILED,
+    XTAP_STAT_CAPTURE_PACKETS,     /* seen by the capture XDP program */
+    XTAP_STAT_CAPTURE_NOMATCH,     /* re-derivation found nothing (withdrawn in between) */
+    XTAP_STAT_CAPTURE_REDIRECTED,  /* handed to the XSKMAP */
+    XTAP_STAT_CAPTURE_META_FAILED,
+    XTAP_STAT_FRAG_TRACKED,        /* first fragments remembered */
+    XTAP_STAT_FRAG_MATCHED,        /* later fragments matched through the table */
+    XTAP_STAT_TRUNCATED,           /* more than XTAP_MAX_MATCHES criteria matched */
+    XTAP_STAT_MAX
+};
+
+#endif /* XTAP_ABI_H */

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* classify.h: prefilter + tuple-space search -> the criterion slots a packet
+ * matches. Every matching criterion is collected (no early exit): two
+ * agencies intercepting the same target both get the packet. */
+#ifndef XTAP_CLASSIFY_H
+#define XTAP_CLASSIFY_H
+
+#include "maps.h"
+#include "parse.h"
+
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#endif
+
+struct xtap_matches {
+    __u32 count;
+    __u32 truncated;
+    struct xtap_ref refs[XTAP_MAX_MATCHES];
+};
+
+struct classify_ctx {
+    struct xtap_pkt *pkt;
+    struct xtap_matches *m;
+    __u64 now;
+    __u32 shed_threshold;
+    __u32 count; /* bump per-criterion counters (transit side only) */
+    __u32 shed;  /* matches dropped by shedding */
+};
+
+static __always_inline void stat_inc(__u32 idx)
+{
+    __u64 *v = bpf_map_lookup_elem(&stats, &idx);
+    if (v)
+        *v += 1;
+}
+
+/* Is the slot live for this generation? Returns its state or NULL. */
+static __always_inline struct xtap_slot *classify_live_slot(struct xtap_ref *ref, __u64 now)
+{
+    __u32 slot_id = ref->slot;
+    struct xtap_slot *s = bpf_map_lookup_elem(&slots, &slot_id);
+    if (!s)
+        return 0;
+    __u32 state = READ_ONCE(s->state);
+    if (!(state & XTAP_SLOT_ENABLED) || (state >> 1) != ref->gen)
+        return 0;
+    __u64 expiry = READ_ONCE(s->expiry_ns);
+    if (expiry && now >= expiry)
+        return 0;
+    return s;
+}
+
+/*
+ * Add one rule reference to the matches if its criterion is live, counting
+ * the packet for it once. A global (noinline) function: the verifier checks
+ * it once, not once per call site and loop iteration, which keeps the mask
+ * loop within the verifier's budget. Arguments are scalars plus the matches
+ * buffer because a global function cannot follow pointers stored in memory.
+ * Returns 1 when the match was shed.
+ */
+#define XTAP_ADD_COUNT (1ULL << 63)
+__attribute__((noinline)) int classify_add(struct xtap_matches *m, __u32 slot_id, __u32 gen,
+                                           __u64 now, __u64 opts)
+{
+    if (!m)
+        return 0;
+    struct xtap_ref ref = {.slot = slot_id, .gen = gen};
+    struct xtap_slot *s = classify_live_slot(&ref, now);
+    if (!s)
+        return 0;
+    __u32 n = m->count;
+    for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++) {
+        if (i >= n)
+            break;
+        if (m->refs[i].slot == slot_id)
+            return 0; /* a second filter of the same criterion */
+    }
+    __u32 threshold = (opts >> 32) & 0xffff;
+    int shed = threshold && s->priority >= threshold;
+    if (opts & XTAP_ADD_COUNT) {
+        struct xtap_slot_stats *st = bpf_map_lookup_elem(&slot_stats, &slot_id);
+        if (st) {
+            if (shed) {
+                st->shed += 1;
+            } else {
+                st->packets += 1;
+                st->bytes += (__u32)opts;
+            }
+        }
+    }
+    if (shed)
+        return 1;
+    if (n >= XTAP_MAX_MATCHES) {
+        m->truncated = 1;
+        return 0;
+    }
+    m->refs[n & (XTAP_MAX_MATCHES - 1)] = ref;
+    m->count = n + 1;
+    return 0;
+}
+
+static __always_inline void classify_ref(struct classify_ctx *c, struct xtap_ref *ref)
+{
+    __u64 opts = ((__u64)(c->shed_threshold & 0xffff) << 32) | c->pkt->l3_len;
+    if (c->count)
+        opts |= XTAP_ADD_COUNT;
+    c->shed += classify_add(c->m, ref->slot, ref->gen, c->now, opts);
+}
+
+static long classify_mask_cb(__u32 i, void *data)
+{
+    struct classify_ctx *c = data;
+    struct xtap_pkt *p = c->pkt;
+    struct xtap_mask *mk = bpf_map_lookup_elem(&masks, &i);
+    if (!mk)
+        return 1;
+    if (!READ_ONCE(mk->active) || mk->family != p->key.family)
+        return 0;
+    if (mk->needs_l4 && !p->l4_known)
+        return 0;
+
+    struct xtap_key k;
+    k.mask_id = i;
+    k.family = p->key.family;
+    k.proto = p->key.proto & mk->proto_mask;
+    k.pad = 0;
+    k.ifindex = p->key.ifindex & mk->ifindex_mask;
+    k.sport = p->key.sport & mk->sport_mask;
+    k.dport = p->key.dport & mk->dport_mask;
+#pragma unroll
+    for (int b = 0; b < 16; b += 4) {
+        *(__u32 *)&k.src[b] = *(__u32 *)&p->key.src[b] & *(__u32 *)&mk->src_mask[b];
+        *(__u32 *)&k.dst[b] = *(__u32 *)&p->key.dst[b] & *(__u32 *)&mk->dst_mask[b];
+    }
+
+    struct xtap_rule *r = bpf_map_lookup_elem(&rules, &k);
+    if (!r)
+        return 0;
+    __u32 n = r->count;
+    for (__u32 j = 0; j < XTAP_MAX_REFS_PER_RULE; j++) {
+        if (j >= n)
+            break;
+        struct xtap_ref ref = r->refs[j];
+        classify_ref(c, &ref);
+    }
+    return 0;
+}
+
+/* Could any filter anchored on an address select this packet? */
+static __always_inline int classify_prefilter(struct xtap_pkt *p)
+{
+    if (p->key.family == XTAP_FAMILY_IPV4) {
+        struct xtap_lpm4 k = {.prefixlen = 32};
+        __builtin_memcpy(k.addr, p->key.src, 4);
+        if (bpf_map_lookup_elem(&prefix4, &k))
+            return 1;
+        __builtin_memcpy(k.addr, p->key.dst, 4);
+        return bpf_map_lookup_elem(&prefix4, &k) != 0;
+    }
+    struct xtap_lpm6 k = {.prefixlen = 128};
+    __builtin_memcpy(k.addr, p->key.src, 16);
+    if (bpf_map_lookup_elem(&prefix6, &k))
+        return 1;
+    __builtin_memcpy(k.addr, p->key.dst, 16);
+    return bpf_map_lookup_elem(&prefix6, &k) != 0;
+}
+
+static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key *fk)
+{
+    fk->family = p->key.family;
+    fk->proto = p->key.proto;
+    fk->pad = 0;
+    fk->id = p->frag_id;
+    __builtin_memcpy(fk->src, p->key.src, 16);
+    __builtin_memcpy(fk->dst, p->key.dst, 16);
+}
+
+/*
+ * Collect every live criterion that selects the packet into *m.
+ * count != 0 on the transit side: bump per-criterion counters and remember
+ * first fragments. The capture side re-derives with count == 0.
+ */
+static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m, int count)
+{
+    __u32 zero = 0;
+    struct xtap_control *ctl = bpf_map_lookup_elem(&control, &zero);
+    if (!ctl || !READ_ONCE(ctl->enabled))
+        return;
+
+    struct classify_ctx c = {
+        .pkt = p,
+        .m = m,
+        .now = bpf_ktime_get_boot_ns(),
+        .shed_threshold = READ_ONCE(ctl->shed_threshold),
+        .count = count,
+    };
+
+    if (p->frag == XTAP_FRAG_LATER) {
+        struct xtap_frag_key fk;
+        frag_key_of(p, &fk);
+        struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
+        if (fv && c.now - fv->time_ns < XTAP_FRAG_WINDOW_NS) {
+            __u32 n = fv->count;
+            for (__u32 j = 0; j < XTAP_MAX_MATCHES; j++) {
+                if (j >= n)
+                    break;
+                struct xtap_ref ref = fv->refs[j];
+                classify_ref(&c, &ref);
+            }
+            if (fv->flags & XTAP_META_TRUNCATED)
+                m->truncated = 1;
+            if (count)
+                stat_inc(XTAP_STAT_FRAG_MATCHED);
+        }
+    }
+
+    if (!READ_ONCE(ctl->wide_count) && !classify_prefilter(p))
+        return;
+    if (count)
+        stat_inc(XTAP_STAT_PREFILTER_HIT);
+
+    __u32 nmasks = READ_ONCE(ctl->mask_count);
+    if (nmasks > XTAP_MAX_MASKS)
+        nmasks = XTAP_MAX_MASKS;
+    bpf_loop(nmasks, classify_mask_cb, &c, 0);
+
+    if (count && p->frag == XTAP_FRAG_FIRST && m->count) {
+        struct xtap_frag_val *fv = bpf_map_lookup_elem(&frag_scratch, &zero);
+        if (fv) {
+            struct xtap_frag_key fk;
+            frag_key_of(p, &fk);
+            fv->time_ns = c.now;
+            fv->count = m->count;
+            fv->flags = m->truncated ? XTAP_META_TRUNCATED : 0;
+            __builtin_memcpy(fv->refs, m->refs, sizeof(fv->refs));
+            bpf_map_update_elem(&frags, &fk, fv, BPF_ANY);
+            stat_inc(XTAP_STAT_FRAG_TRACKED);
+        }
+    }
+    if (count && c.shed && !m->count)
+        stat_inc(XTAP_STAT_SHED);
+}
+
+#endif /* XTAP_CLASSIFY_H */

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* maps.h: every map of the xtap object, definitions only (sizes are defaults;
+ * the loader resizes them before load). */
+#ifndef XTAP_MAPS_H
+#define XTAP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xtap_abi.h"
+
+/* Global knobs; mmapable so userspace flips single words. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct xtap_control);
+} control SEC(".maps");
+
+/* Tuple-space masks; rows [0, control.mask_count) are scanned. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, XTAP_MAX_MASKS);
+    __type(key, __u32);
+    __type(value, struct xtap_mask);
+} masks SEC(".maps");
+
+/* Masked key -> the criterion slots whose filters produced it. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, XTAP_DEFAULT_RULES);
+    __type(key, struct xtap_key);
+    __type(value, struct xtap_rule);
+} rules SEC(".maps");
+
+/* Per-criterion state: generation, enabled, priority, deadline. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, XTAP_DEFAULT_SLOTS);
+    __type(key, __u32);
+    __type(value, struct xtap_slot);
+} slots SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, XTAP_DEFAULT_SLOTS);
+    __type(key, __u32);
+    __type(value, struct xtap_slot_stats);
+} slot_stats SEC(".maps");
+
+/* Prefilter: anchor prefixes of every filter, per family. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, XTAP_DEFAULT_PREFIXES);
+    __type(key, struct xtap_lpm4);
+    __type(value, __u32);
+} prefix4 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, XTAP_DEFAULT_PREFIXES);
+    __type(key, struct xtap_lpm6);
+    __type(value, __u32);
+} prefix6 SEC(".maps");
+
+/* First fragments that matched, for the later fragments of the same datagram. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, XTAP_DEFAULT_FRAGS);
+    __type(key, struct xtap_frag_key);
+    __type(value, struct xtap_frag_val);
+} frags SEC(".maps");
+
+/* Per-CPU scratch for values too large for the 512-byte BPF stack. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct xtap_frag_val);
+} frag_scratch SEC(".maps");
+
+/* The appliance's own endpoints: never copied. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct xtap_exclude_key);
+    __type(value, __u8);
+} excludes SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, XTAP_DEFAULT_IFACES);
+    __type(key, __u32); /* transit ifindex */
+    __type(value, struct xtap_transit_if);
+} transit_ifs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, XTAP_DEFAULT_IFACES);
+    __type(key, __u32); /* capture (cap1) ifindex */
+    __type(value, struct xtap_capture_if);
+} capture_ifs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, XTAP_DEFAULT_IFACES);
+    __type(key, __u32);
+    __type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, XTAP_STAT_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} stats SEC(".maps");
+
+#endif /* XTAP_MAPS_H */

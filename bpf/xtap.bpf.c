@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * xtap.bpf.c: the whole data path, one object, shared maps.
+ *
+ *   xtap_transit  XDP on each transit interface: parse, classify, count; on a
+ *                 match write a 4-byte mark into the metadata; always XDP_PASS.
+ *   xtap_clone    tc ingress on each transit interface: a marked skb is cloned
+ *                 to the interface's capture veth; the original goes on.
+ *   xtap_capture  XDP on the capture veth's peer: re-derive the matches (the
+ *                 metadata does not survive the veth hop), describe them in
+ *                 metadata and redirect the copy into the AF_XDP socket.
+ *
+ * Nothing here ever drops or alters a transit packet.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xtap_abi.h"
+#include "maps.h"
+#include "parse.h"
+#include "classify.h"
+
+/* Traffic of the appliance itself (DTCP/SSH, IKE, ESP): never copied. */
+static __always_inline int is_own_traffic(struct xtap_pkt *p)
+{
+    struct xtap_exclude_key k = {.family = p->key.family, .proto = p->key.proto};
+    if (p->l4_known) {
+        k.port = p->key.dport;
+        __builtin_memcpy(k.addr, p->key.dst, 16);
+        if (bpf_map_lookup_elem(&excludes, &k))
+            return 1;
+        k.port = p->key.sport;
+        __builtin_memcpy(k.addr, p->key.src, 16);
+        if (bpf_map_lookup_elem(&excludes, &k))
+            return 1;
+    }
+    k.port = 0;
+    __builtin_memcpy(k.addr, p->key.dst, 16);
+    if (bpf_map_lookup_elem(&excludes, &k))
+        return 1;
+    __builtin_memcpy(k.addr, p->key.src, 16);
+    return bpf_map_lookup_elem(&excludes, &k) != 0;
+}
+
+SEC("xdp")
+int xtap_transit(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    struct xtap_pkt p = {};
+    struct xtap_matches m;
+
+    stat_inc(XTAP_STAT_TRANSIT_PACKETS);
+    if (parse_packet(data, end, &p) < 0) {
+        stat_inc(XTAP_STAT_PARSE_SKIPPED);
+        return XDP_PASS;
+    }
+    p.key.ifindex = ctx->ingress_ifindex;
+    m.count = 0;
+    m.truncated = 0;
+    classify(&p, &m, 1);
+    if (!m.count)
+        return XDP_PASS;
+
+    stat_inc(XTAP_STAT_MATCHED);
+    if (is_own_traffic(&p)) {
+        stat_inc(XTAP_STAT_EXCLUDED);
+        return XDP_PASS;
+    }
+    if (m.truncated)
+        stat_inc(XTAP_STAT_TRUNCATED);
+    if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xtap_mark_meta)) < 0) {
+        stat_inc(XTAP_STAT_MARK_FAILED);
+        return XDP_PASS;
+    }
+    data = (void *)(long)ctx->data;
+    struct xtap_mark_meta *mark = (void *)(long)ctx->data_meta;
+    if ((void *)(mark + 1) > data) {
+        stat_inc(XTAP_STAT_MARK_FAILED);
+        return XDP_PASS;
+    }
+    mark->magic = XTAP_META_MAGIC;
+    stat_inc(XTAP_STAT_MARKED);
+    return XDP_PASS;
+}
+
+SEC("tc")
+int xtap_clone(struct __sk_buff *skb)
+{
+    void *data = (void *)(long)skb->data;
+    struct xtap_mark_meta *mark = (void *)(long)skb->data_meta;
+    if ((void *)(mark + 1) > data || mark->magic != XTAP_META_MAGIC)
+        return TC_ACT_OK;
+
+    __u32 ifindex = skb->ifindex;
+    struct xtap_transit_if *t = bpf_map_lookup_elem(&transit_ifs, &ifindex);
+    if (!t) {
+        stat_inc(XTAP_STAT_CLONE_FAILED);
+        return TC_ACT_OK;
+    }
+    if (bpf_clone_redirect(skb, t->capture_ifindex, 0) == 0)
+        stat_inc(XTAP_STAT_CLONED);
+    else
+        stat_inc(XTAP_STAT_CLONE_FAILED);
+    return TC_ACT_OK;
+}
+
+SEC("xdp")
+int xtap_capture(struct xdp_md *ctx)
+{
+    __u32 ifindex = ctx->ingress_ifindex;
+    struct xtap_pkt p = {};
+    struct xtap_matches m;
+
+    stat_inc(XTAP_STAT_CAPTURE_PACKETS);
+    struct xtap_capture_if *cif = bpf_map_lookup_elem(&capture_ifs, &ifindex);
+    if (!cif)
+        return XDP_DROP;
+    __u32 xsk_index = cif->xsk_index;
+    __u32 transit_ifindex = cif->transit_ifindex;
+
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    if (parse_packet(data, end, &p) < 0) {
+        stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
+        return XDP_DROP;
+    }
+    p.key.ifindex = transit_ifindex;
+    m.count = 0;
+    m.truncated = 0;
+    classify(&p, &m, 0);
+    if (!m.count) {
+        stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
+        return XDP_DROP;
+    }
+
+    if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xtap_copy_meta)) < 0) {
+        stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+        return XDP_DROP;
+    }
+    data = (void *)(long)ctx->data;
+    struct xtap_copy_meta *meta = (void *)(long)ctx->data_meta;
+    if ((void *)(meta + 1) > data) {
+        stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+        return XDP_DROP;
+    }
+    meta->magic = XTAP_META_MAGIC;
+    meta->transit_ifindex = transit_ifindex;
+    meta->timestamp_ns = bpf_ktime_get_boot_ns();
+    meta->count = m.count;
+    meta->flags = m.truncated ? XTAP_META_TRUNCATED : 0;
+    meta->pad = 0;
+#pragma unroll
+    for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)
+        meta->slots[i] = i < m.count ? m.refs[i].slot : 0;
+
+    stat_inc(XTAP_STAT_CAPTURE_REDIRECTED);
+    return bpf_redirect_map(&xsks, xsk_index, XDP_DROP);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

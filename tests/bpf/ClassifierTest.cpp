@@ -1,0 +1,336 @@
+// The loaded classifier, case by case, through BPF_PROG_TEST_RUN.
+#include <doctest/doctest.h>
+
+#include <variant>
+
+#include "tests/support/BpfRig.h"
+#include "tests/support/PacketBuilder.h"
+
+using namespace xtap;
+using namespace xtap::test;
+using dataplane::Filter;
+using dataplane::FilterSet;
+using dataplane::SlotRef;
+
+namespace {
+
+Filter hostFilter(Address a, bool as_src = true) {
+    Filter f;
+    f.family = dataplane::Family::V4;
+    (as_src ? f.src : f.dst) = {a, 32};
+    return f;
+}
+
+SlotRef publish(BpfRig& rig, FilterSet set) {
+    auto r = rig.dp().publish(set);
+    REQUIRE(std::holds_alternative<SlotRef>(r));
+    return std::get<SlotRef>(r);
+}
+
+PacketSpec tcp4(Address src, Address dst, uint16_t sport, uint16_t dport) {
+    PacketSpec s;
+    s.src = src;
+    s.dst = dst;
+    s.proto = 6;
+    s.sport = sport;
+    s.dport = dport;
+    return s;
+}
+
+Address v6(uint16_t a, uint16_t last) {
+    Address x{};
+    x[0] = 0x20;
+    x[1] = 0x01;
+    x[2] = 0x0d;
+    x[3] = 0xb8;
+    x[4] = uint8_t(a >> 8);
+    x[5] = uint8_t(a);
+    x[14] = uint8_t(last >> 8);
+    x[15] = uint8_t(last);
+    return x;
+}
+
+}  // namespace
+
+TEST_CASE("a host criterion is matched, marked and reported; others pass unmarked") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 0, 7), other = v4(198, 18, 0, 8), peer = v4(198, 19, 1, 1);
+    const SlotRef ref = publish(rig, {{hostFilter(target)}});
+
+    const auto hit = buildFrame(tcp4(target, peer, 40000, 80));
+    auto t = rig.runTransit(hit, 0);
+    CHECK(t.action == XDP_PASS);
+    CHECK(t.marked);
+    auto c = rig.runCapture(hit, 0);
+    CHECK(c.slots == std::vector<uint32_t>{ref.slot});
+
+    const auto miss = buildFrame(tcp4(other, peer, 40000, 80));
+    t = rig.runTransit(miss, 0);
+    CHECK(t.action == XDP_PASS);
+    CHECK_FALSE(t.marked);
+    CHECK(rig.runCapture(miss, 0).action == XDP_DROP);
+
+    const auto counters = rig.dp().counters(ref);
+    CHECK(counters.packets == 1);
+    CHECK(counters.bytes == hit.size() - 14);
+}
+
+TEST_CASE("ports, protocol and ICMP type are matched exactly") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 1, 1), peer = v4(198, 19, 0, 1);
+    Filter https = hostFilter(target, false);
+    https.proto = 6;
+    https.dport = {443, 443};
+    Filter ping = hostFilter(target, false);
+    ping.proto = 1;
+    ping.sport = {8, 8};  // echo request
+    const SlotRef a = publish(rig, {{https}});
+    const SlotRef b = publish(rig, {{ping}});
+
+    CHECK(rig.runCapture(buildFrame(tcp4(peer, target, 1234, 443)), 0).slots ==
+          std::vector<uint32_t>{a.slot});
+    CHECK_FALSE(rig.runTransit(buildFrame(tcp4(peer, target, 1234, 444)), 0).marked);
+    auto udp = tcp4(peer, target, 1234, 443);
+    udp.proto = 17;
+    CHECK_FALSE(rig.runTransit(buildFrame(udp), 0).marked);
+    PacketSpec icmp = tcp4(peer, target, 8, 0);
+    icmp.proto = 1;
+    CHECK(rig.runCapture(buildFrame(icmp), 0).slots == std::vector<uint32_t>{b.slot});
+    icmp.sport = 0;  // echo reply
+    CHECK_FALSE(rig.runTransit(buildFrame(icmp), 0).marked);
+}
+
+TEST_CASE("two VLAN tags, IPv4 options and six IPv6 extension headers are parsed") {
+    BpfRig rig;
+    const auto t4 = v4(198, 18, 2, 2), p4 = v4(198, 19, 0, 1);
+    Filter f4 = hostFilter(t4);
+    f4.proto = 17;
+    f4.dport = {53, 53};
+    const SlotRef a = publish(rig, {{f4}});
+    auto s = tcp4(t4, p4, 5000, 53);
+    s.proto = 17;
+    s.vlan_tags = 2;
+    s.qinq = true;
+    s.ipv4_option_words = 10;
+    CHECK(rig.runCapture(buildFrame(s), 1).slots == std::vector<uint32_t>{a.slot});
+
+    Filter f6;
+    f6.family = dataplane::Family::V6;
+    f6.dst = {v6(0x10, 0), 48};
+    f6.proto = 6;
+    f6.dport = {443, 443};
+    const SlotRef b = publish(rig, {{f6}});
+    PacketSpec s6;
+    s6.family = dataplane::Family::V6;
+    s6.src = v6(0x99, 1);
+    s6.dst = v6(0x10, 7);
+    s6.proto = 6;
+    s6.sport = 50000;
+    s6.dport = 443;
+    s6.vlan_tags = 1;
+    s6.v6_ext = {0, 60, 43, 51, 60, 60};
+    CHECK(rig.runCapture(buildFrame(s6), 2).slots == std::vector<uint32_t>{b.slot});
+    s6.dport = 80;
+    CHECK_FALSE(rig.runTransit(buildFrame(s6), 2).marked);
+}
+
+TEST_CASE("later fragments follow their first fragment, IPv4 and IPv6") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 3, 3), peer = v4(198, 19, 0, 1);
+    Filter f = hostFilter(target);
+    f.proto = 17;
+    f.dport = {4789, 4789};
+    const SlotRef ref = publish(rig, {{f}});
+
+    auto first = tcp4(target, peer, 1, 4789);
+    first.proto = 17;
+    first.frag = PacketSpec::Frag::First;
+    first.frag_id = 0x1234;
+    auto later = first;
+    later.frag = PacketSpec::Frag::Later;
+
+    // A later fragment before any first fragment: its ports are unknown.
+    CHECK_FALSE(rig.runTransit(buildFrame(later), 0).marked);
+    CHECK(rig.runTransit(buildFrame(first), 0).marked);
+    CHECK(rig.runTransit(buildFrame(later), 0).marked);
+    CHECK(rig.runCapture(buildFrame(later), 0).slots == std::vector<uint32_t>{ref.slot});
+    auto other_id = later;
+    other_id.frag_id = 0x1235;
+    CHECK_FALSE(rig.runTransit(buildFrame(other_id), 0).marked);
+
+    Filter f6;
+    f6.family = dataplane::Family::V6;
+    f6.src = {v6(0x20, 5), 128};
+    f6.proto = 17;
+    f6.sport = {5000, 5000};
+    const SlotRef ref6 = publish(rig, {{f6}});
+    PacketSpec a6;
+    a6.family = dataplane::Family::V6;
+    a6.src = v6(0x20, 5);
+    a6.dst = v6(0x30, 1);
+    a6.proto = 17;
+    a6.sport = 5000;
+    a6.dport = 9;
+    a6.v6_ext = {0, 44};
+    a6.frag = PacketSpec::Frag::First;
+    a6.frag_id = 0xdeadbeef;
+    auto b6 = a6;
+    b6.frag = PacketSpec::Frag::Later;
+    CHECK(rig.runTransit(buildFrame(a6), 1).marked);
+    CHECK(rig.runCapture(buildFrame(b6), 1).slots == std::vector<uint32_t>{ref6.slot});
+    CHECK(rig.dp().counters(ref6).packets == 1);  // capture runs do not count
+    CHECK(rig.runTransit(buildFrame(b6), 1).marked);
+    CHECK(rig.dp().counters(ref6).packets == 2);
+
+    // An address-only criterion matches a later fragment without its first.
+    const auto lone = v4(198, 18, 3, 4);
+    const SlotRef addr_only = publish(rig, {{hostFilter(lone)}});
+    auto orphan = later;
+    orphan.src = lone;
+    CHECK(rig.runCapture(buildFrame(orphan), 0).slots == std::vector<uint32_t>{addr_only.slot});
+}
+
+TEST_CASE("an expired criterion stops matching in the data path itself") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 4, 4), peer = v4(198, 19, 0, 1);
+    FilterSet set{{hostFilter(target)}};
+    set.expiry_ns = bootNs() - 1;
+    const SlotRef ref = publish(rig, set);
+    const auto frame = buildFrame(tcp4(target, peer, 1, 2));
+    CHECK_FALSE(rig.runTransit(frame, 0).marked);
+    rig.dp().setExpiry(ref, bootNs() + 60'000'000'000ull);
+    CHECK(rig.runTransit(frame, 0).marked);
+    rig.dp().setExpiry(ref, 0);
+    CHECK(rig.runTransit(frame, 0).marked);
+}
+
+TEST_CASE("withdraw stops matching at once and frees every map entry") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 5, 5), peer = v4(198, 19, 0, 1);
+    Filter ports = hostFilter(target);
+    ports.proto = 6;
+    ports.dport = {1024, 65535};  // six aligned blocks
+    const SlotRef ref = publish(rig, {{ports}});
+    CHECK(rig.dp().ruleCount() == 6);
+    const auto frame = buildFrame(tcp4(target, peer, 1, 5000));
+    CHECK(rig.runTransit(frame, 0).marked);
+    rig.dp().withdraw(ref);
+    CHECK_FALSE(rig.runTransit(frame, 0).marked);
+    CHECK(rig.dp().ruleCount() == 0);
+    CHECK(rig.dp().maskCount() == 0);
+    CHECK(rig.maps().control().mask_count == 0);
+}
+
+TEST_CASE("a rule left behind for an old generation never matches") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 6, 6), peer = v4(198, 19, 0, 1);
+    const SlotRef ref = publish(rig, {{hostFilter(target)}});
+    // Forge a second rule (other address, same mask) that names the slot with a stale generation.
+    auto entries = dataplane::expandFilter(hostFilter(v4(198, 18, 6, 7)));
+    REQUIRE(entries.size() == 1);
+    auto key = entries[0].key;
+    key.mask_id = 0;
+    xtap_rule stale{};
+    stale.count = 1;
+    stale.refs[0] = {ref.slot, ref.gen + 1};
+    REQUIRE(rig.maps().putRule(key, stale));
+    rig.maps().addPrefix(dataplane::Family::V4, {v4(198, 18, 6, 7), 32});
+    CHECK_FALSE(rig.runTransit(buildFrame(tcp4(v4(198, 18, 6, 7), peer, 1, 2)), 0).marked);
+    CHECK(rig.runTransit(buildFrame(tcp4(target, peer, 1, 2)), 0).marked);
+}
+
+TEST_CASE("every criterion that selects a packet gets it: two agencies, one target") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 7, 7), peer = v4(198, 19, 0, 1);
+    const SlotRef a = publish(rig, {{hostFilter(target)}});
+    const SlotRef b = publish(rig, {{hostFilter(target)}});
+    Filter web = hostFilter(target);
+    web.proto = 6;
+    const SlotRef c = publish(rig, {{web, hostFilter(target, false)}});
+    std::vector<uint32_t> want{a.slot, b.slot, c.slot};
+    std::sort(want.begin(), want.end());
+    CHECK(rig.runCapture(buildFrame(tcp4(target, peer, 1, 2)), 0).slots == want);
+    rig.runTransit(buildFrame(tcp4(target, peer, 1, 2)), 0);
+    CHECK(rig.dp().counters(c).packets == 1);  // two filters, counted once
+}
+
+TEST_CASE("interface-scoped criteria match only on their interface") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 8, 8), peer = v4(198, 19, 0, 1);
+    Filter f = hostFilter(target);
+    f.ifindex = rig.transit(1);
+    publish(rig, {{f}});
+    const auto frame = buildFrame(tcp4(target, peer, 1, 2));
+    CHECK_FALSE(rig.runTransit(frame, 0).marked);
+    CHECK(rig.runTransit(frame, 1).marked);
+    CHECK(rig.runCapture(frame, 1).slots.size() == 1);
+    CHECK(rig.runCapture(frame, 2).slots.empty());
+}
+
+TEST_CASE("the appliance's own traffic is never copied, even when a criterion names it") {
+    BpfRig rig;
+    const auto router = v4(198, 18, 9, 1), md = v4(198, 19, 9, 2);
+    publish(rig, {{hostFilter(router, false)}});
+    xtap_exclude_key ssh{};
+    ssh.family = 4;
+    ssh.proto = 6;
+    ssh.port = 32001;
+    std::memcpy(ssh.addr, router.data(), 4);
+    rig.maps().addExclude(ssh);
+    xtap_exclude_key esp{};
+    esp.family = 4;
+    esp.proto = 50;
+    std::memcpy(esp.addr, router.data(), 4);
+    rig.maps().addExclude(esp);
+
+    CHECK_FALSE(rig.runTransit(buildFrame(tcp4(md, router, 40000, 32001)), 0).marked);
+    auto espf = tcp4(md, router, 0, 0);
+    espf.proto = 50;
+    CHECK_FALSE(rig.runTransit(buildFrame(espf), 0).marked);
+    CHECK(rig.runTransit(buildFrame(tcp4(md, router, 40000, 80)), 0).marked);
+    CHECK(rig.maps().readStats()[XTAP_STAT_EXCLUDED] == 2);
+}
+
+TEST_CASE("overload shedding counts but does not copy the least important criteria") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 10, 1), peer = v4(198, 19, 0, 1);
+    FilterSet important{{hostFilter(target)}};
+    important.priority = 1;
+    FilterSet minor{{hostFilter(target)}};
+    minor.priority = 5;
+    const SlotRef a = publish(rig, important);
+    const SlotRef b = publish(rig, minor);
+    rig.maps().setShedThreshold(3);
+    const auto frame = buildFrame(tcp4(target, peer, 1, 2));
+    CHECK(rig.runTransit(frame, 0).marked);
+    CHECK(rig.runCapture(frame, 0).slots == std::vector<uint32_t>{a.slot});
+    CHECK(rig.dp().counters(b).shed == 1);
+    CHECK(rig.dp().counters(b).packets == 0);
+    rig.maps().setShedThreshold(0);
+    CHECK(rig.runCapture(frame, 0).slots.size() == 2);
+}
+
+TEST_CASE("the kill switch stops all classification") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 11, 1), peer = v4(198, 19, 0, 1);
+    publish(rig, {{hostFilter(target)}});
+    rig.maps().setEnabled(false);
+    CHECK_FALSE(rig.runTransit(buildFrame(tcp4(target, peer, 1, 2)), 0).marked);
+}
+
+TEST_CASE("100,000 host criteria fit, IPv4 and IPv6 mixed") {
+    BpfRig rig(1);
+    for (uint32_t i = 0; i < 100000; ++i) {
+        Filter f;
+        if (i % 2) {
+            f.family = dataplane::Family::V6;
+            f.src = {v6(0x100 + uint16_t(i >> 16), uint16_t(i)), 128};
+        } else {
+            f = hostFilter(v4(198, 18 + (i >> 16), uint8_t(i >> 8), uint8_t(i)));
+        }
+        auto r = rig.dp().publish({{f}});
+        REQUIRE(std::holds_alternative<SlotRef>(r));
+    }
+    CHECK(rig.dp().liveCount() == 100000);
+    CHECK(rig.runTransit(buildFrame(tcp4(v4(198, 18, 1, 2), v4(198, 19, 0, 1), 1, 2)), 0).marked);
+}

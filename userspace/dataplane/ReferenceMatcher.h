@@ -1,0 +1,56 @@
+// ReferenceMatcher: the matching semantics of Filter.h written plainly, from
+// the frame bytes up, without the BPF code's data structures (no masks, no
+// hashes, no prefilter). The differential test runs the same packets through
+// the loaded XDP program and through this and requires the same verdicts.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <tuple>
+#include <vector>
+
+#include "dataplane/Filter.h"
+
+namespace xtap::dataplane {
+
+// The fields of a frame that matching looks at.
+struct PacketFields {
+    Family family = Family::V4;
+    Address src{};
+    Address dst{};
+    uint8_t proto = 0;
+    bool l4_known = false;
+    uint16_t sport = 0;  // ICMP type for ICMP
+    uint16_t dport = 0;  // ICMP code for ICMP
+    enum class Frag { None, First, Later } frag = Frag::None;
+    uint32_t frag_id = 0;
+    uint32_t l3_len = 0;
+};
+
+// Parse an Ethernet frame (up to two VLAN tags, IPv4 with options, IPv6 with
+// up to 8 extension headers). nullopt when it is not IP or is malformed.
+std::optional<PacketFields> parseFrame(std::span<const uint8_t> frame);
+
+bool prefixContains(const Prefix& p, const Address& a);
+bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex);
+
+class ReferenceMatcher {
+public:
+    void add(uint32_t slot, FilterSet set);
+    void remove(uint32_t slot);
+
+    // Slots selecting the frame, sorted. Tracks first fragments like the
+    // classifier does, so call it in arrival order.
+    std::vector<uint32_t> match(std::span<const uint8_t> frame, uint32_t ifindex,
+                                uint64_t now_ns);
+
+private:
+    using FragKey = std::tuple<uint8_t, uint8_t, uint32_t, Address, Address>;
+    std::map<uint32_t, FilterSet> criteria_;
+    std::map<FragKey, std::set<uint32_t>> frags_;
+};
+
+}  // namespace xtap::dataplane

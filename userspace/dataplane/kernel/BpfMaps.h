@@ -1,0 +1,63 @@
+// BpfMaps: MapWriter over the loaded object's maps, plus the knobs and
+// tables the controller sets directly (interfaces, exclusions, kill switch).
+// The mmapable arrays (control, masks, slots) are written with single aligned
+// stores, which is what the classifier's atomicity rests on.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "common/UniqueFd.h"
+#include "dataplane/MapWriter.h"
+#include "dataplane/kernel/XtapObject.h"
+
+namespace xtap::dataplane::kernel {
+
+class BpfMaps final : public MapWriter {
+public:
+    explicit BpfMaps(const XtapObject& obj);
+
+    void writeMask(uint32_t row, const xtap_mask& mask) override;
+    void deactivateMask(uint32_t row) override;
+    void setMaskCount(uint32_t count) override;
+    bool putRule(const xtap_key& key, const xtap_rule& rule) override;
+    void deleteRule(const xtap_key& key) override;
+    void writeSlot(uint32_t slot, uint16_t priority, uint64_t expiry_ns) override;
+    void setSlotState(uint32_t slot, uint32_t state) override;
+    void setSlotExpiry(uint32_t slot, uint64_t expiry_ns) override;
+    void setSlotPriority(uint32_t slot, uint16_t priority) override;
+    SlotCounters readCounters(uint32_t slot) const override;
+    void zeroCounters(uint32_t slot) override;
+    bool addPrefix(Family family, const Prefix& prefix) override;
+    void removePrefix(Family family, const Prefix& prefix) override;
+    void setWideCount(uint32_t count) override;
+
+    void setEnabled(bool on);
+    void setShedThreshold(uint32_t threshold);
+    void addExclude(const xtap_exclude_key& key);
+    void clearExcludes();
+    void setTransitInterface(uint32_t ifindex, uint32_t capture_ifindex);
+    void removeTransitInterface(uint32_t ifindex);
+    void setCaptureInterface(uint32_t capture_ifindex, uint32_t transit_ifindex,
+                             uint32_t xsk_index);
+    void removeCaptureInterface(uint32_t capture_ifindex);
+    std::array<uint64_t, XTAP_STAT_MAX> readStats() const;
+    xtap_control control() const;
+
+    // A fresh start: forget every criterion the maps hold (a restart that does
+    // not restore them, or an explicit flush).
+    void clearCriteria();
+
+private:
+    int ncpus_;
+    uint32_t slot_capacity_;
+    int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, excludes_fd_;
+    int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
+    MappedRegion control_map_, masks_map_, slots_map_;
+    xtap_control* control_;
+    xtap_mask* masks_;
+    xtap_slot* slots_;
+};
+
+}  // namespace xtap::dataplane::kernel

@@ -1,0 +1,104 @@
+#include "dataplane/kernel/CopyPath.h"
+
+#include <system_error>
+
+namespace xtap::dataplane::kernel {
+
+// Members are destroyed in reverse order: transit XDP first, the veth last.
+struct CopyPath::Attached {
+    TransitInterface info;
+    BpfMaps* maps = nullptr;
+    std::unique_ptr<VethPair> veth;
+    std::unique_ptr<XdpAttachment> capture_xdp;
+    std::unique_ptr<XskReceiver> receiver;
+    bool registered = false;
+    std::unique_ptr<TcAttachment> clone_tc;
+    std::unique_ptr<XdpAttachment> transit_xdp;
+
+    ~Attached() {
+        transit_xdp.reset();
+        clone_tc.reset();
+        if (registered) {
+            maps->removeTransitInterface(info.ifindex);
+            maps->removeCaptureInterface(info.capture_ifindex);
+        }
+        receiver.reset();
+        capture_xdp.reset();
+        veth.reset();
+    }
+};
+
+CopyPath::CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk)
+    : obj_(obj), maps_(maps), xsk_(xsk) {}
+
+CopyPath::~CopyPath() { detachAll(); }
+
+std::string CopyPath::captureNameFor(uint32_t transit_ifindex, char side) {
+    return "xtcap" + std::to_string(transit_ifindex) + side;
+}
+
+const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode) {
+    if (attached_.count(ifname))
+        throw std::system_error(EEXIST, std::generic_category(), ifname + " is already attached");
+    const uint32_t ifindex = ifindexOf(ifname);
+    if (!ifindex) throw std::system_error(ENODEV, std::generic_category(), "transit interface " + ifname);
+
+    auto a = std::make_unique<Attached>();
+    a->maps = &maps_;
+    a->info.name = ifname;
+    a->info.ifindex = ifindex;
+
+    disableReceiveOffloads(ifname);
+
+    const std::string cap_a = captureNameFor(ifindex, 'a');
+    const std::string cap_b = captureNameFor(ifindex, 'b');
+    a->veth = std::make_unique<VethPair>(cap_a, cap_b);
+    const uint32_t mtu = mtuOf(ifname);
+    setMtu(cap_a, mtu);
+    setMtu(cap_b, mtu);
+    setLinkUp(cap_b);
+    setLinkUp(cap_a);
+    a->info.capture = cap_b;
+    a->info.capture_ifindex = ifindexOf(cap_b);
+    // The transit ifindex is unique among attached interfaces and small
+    // enough for the XSKMAP on ordinary systems; fall back to a free slot.
+    uint32_t xsk_index = 0;
+    for (bool used = true; used; ++xsk_index) {
+        used = false;
+        for (const auto& [n, other] : attached_) used |= other->info.xsk_index == xsk_index;
+        if (!used) break;
+    }
+    a->info.xsk_index = xsk_index;
+
+    a->capture_xdp = std::make_unique<XdpAttachment>(a->info.capture_ifindex, obj_.captureProgFd(),
+                                                     XdpMode::Native);
+    a->receiver = std::make_unique<XskReceiver>(cap_b, 0, obj_.mapFd("xsks"), xsk_index, xsk_);
+    maps_.setCaptureInterface(a->info.capture_ifindex, ifindex, xsk_index);
+    maps_.setTransitInterface(ifindex, ifindexOf(cap_a));
+    a->registered = true;
+    a->clone_tc = std::make_unique<TcAttachment>(ifindex, obj_.cloneProgFd());
+    a->transit_xdp = std::make_unique<XdpAttachment>(ifindex, obj_.transitProgFd(), mode);
+    a->info.mode = a->transit_xdp->mode();
+
+    auto& slot = attached_[ifname];
+    slot = std::move(a);
+    return slot->info;
+}
+
+void CopyPath::detach(const std::string& ifname) { attached_.erase(ifname); }
+
+void CopyPath::detachAll() { attached_.clear(); }
+
+std::vector<TransitInterface> CopyPath::interfaces() const {
+    std::vector<TransitInterface> out;
+    for (const auto& [n, a] : attached_) out.push_back(a->info);
+    return out;
+}
+
+std::vector<XskReceiver*> CopyPath::receivers() {
+    std::vector<XskReceiver*> out;
+    for (auto& [n, a] : attached_) out.push_back(a->receiver.get());
+    return out;
+}
+
+}  // namespace xtap::dataplane::kernel

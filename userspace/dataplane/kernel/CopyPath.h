@@ -1,0 +1,61 @@
+// CopyPath: the transit interfaces and their capture veths (platform.md §2).
+//
+//   transit ifX  XDP xtap_transit (mark) + tc ingress xtap_clone
+//   capA <-veth-> capB   one pair per transit interface: capB's ifindex names ifX
+//   capB         XDP xtap_capture (native) -> XSKMAP -> XskReceiver
+//
+// Attach order builds the path from the socket outwards, so a mark is never
+// made before something can take the copy; detach tears it down from the
+// transit side first, so the original path is the first thing restored.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/kernel/Attachment.h"
+#include "dataplane/kernel/BpfMaps.h"
+#include "dataplane/kernel/Link.h"
+#include "dataplane/kernel/XskReceiver.h"
+#include "dataplane/kernel/XtapObject.h"
+
+namespace xtap::dataplane::kernel {
+
+struct TransitInterface {
+    std::string name;
+    uint32_t ifindex = 0;
+    XdpMode mode = XdpMode::Auto;  // as attached: Native or Generic
+    std::string capture;           // capB, where the AF_XDP socket sits
+    uint32_t capture_ifindex = 0;
+    uint32_t xsk_index = 0;
+};
+
+class CopyPath {
+public:
+    CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk = {});
+    ~CopyPath();
+    CopyPath(const CopyPath&) = delete;
+    CopyPath& operator=(const CopyPath&) = delete;
+
+    // Throws std::system_error naming the interface and step; on failure
+    // nothing of the half-built path remains.
+    const TransitInterface& attach(const std::string& ifname, XdpMode mode);
+    void detach(const std::string& ifname);
+    void detachAll();
+
+    std::vector<TransitInterface> interfaces() const;
+    // Every receiver, for the controller's poll loop.
+    std::vector<XskReceiver*> receivers();
+
+    static std::string captureNameFor(uint32_t transit_ifindex, char side);
+
+private:
+    struct Attached;
+    const XtapObject& obj_;
+    BpfMaps& maps_;
+    XskOptions xsk_;
+    std::map<std::string, std::unique_ptr<Attached>> attached_;
+};
+
+}  // namespace xtap::dataplane::kernel

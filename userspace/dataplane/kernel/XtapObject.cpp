@@ -1,0 +1,72 @@
+#include "dataplane/kernel/XtapObject.h"
+
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
+
+#include "xtap_bpf.skel.h"
+
+namespace xtap::dataplane::kernel {
+
+namespace {
+[[noreturn]] void fail(int err, const std::string& what) {
+    throw std::system_error(err < 0 ? -err : err, std::generic_category(), what);
+}
+}  // namespace
+
+std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
+    std::unique_ptr<XtapObject> obj(new XtapObject());
+    obj->options_ = options;
+    obj->skel_ = xtap_bpf__open();
+    if (!obj->skel_) fail(errno, "open the xtap BPF object");
+
+    auto* s = obj->skel_;
+    auto resize = [&](bpf_map* m, uint32_t n, const char* name) {
+        if (int err = bpf_map__set_max_entries(m, n)) fail(err, std::string("resize map ") + name);
+    };
+    resize(s->maps.rules, options.capacity.rules, "rules");
+    resize(s->maps.slots, options.capacity.slots, "slots");
+    resize(s->maps.slot_stats, options.capacity.slots, "slot_stats");
+    resize(s->maps.prefix4, options.capacity.prefixes, "prefix4");
+    resize(s->maps.prefix6, options.capacity.prefixes, "prefix6");
+    resize(s->maps.frags, options.frag_entries, "frags");
+
+    if (!options.pin_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(options.pin_dir, ec);
+        if (ec) fail(ec.value(), "create pin directory " + options.pin_dir);
+        ::chmod(options.pin_dir.c_str(), 0700);
+        bpf_map* m = nullptr;
+        bpf_object__for_each_map(m, s->obj) {
+            const std::string name = bpf_map__name(m);
+            if (name.find('.') != std::string::npos) continue;  // .rodata etc.
+            const std::string path = options.pin_dir + "/" + name;
+            obj->reused_ |= std::filesystem::exists(path);
+            if (int err = bpf_map__set_pin_path(m, path.c_str())) fail(err, "pin path " + path);
+        }
+    }
+
+    if (int err = xtap_bpf__load(s)) fail(err, "load the xtap BPF object (verifier or map reuse)");
+    return obj;
+}
+
+XtapObject::~XtapObject() {
+    if (skel_) xtap_bpf__destroy(skel_);
+}
+
+int XtapObject::transitProgFd() const { return bpf_program__fd(skel_->progs.xtap_transit); }
+int XtapObject::cloneProgFd() const { return bpf_program__fd(skel_->progs.xtap_clone); }
+int XtapObject::captureProgFd() const { return bpf_program__fd(skel_->progs.xtap_capture); }
+
+bpf_map* XtapObject::map(const char* name) const {
+    bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
+    if (!m) throw std::system_error(ENOENT, std::generic_category(), std::string("map ") + name);
+    return m;
+}
+
+int XtapObject::mapFd(const char* name) const { return bpf_map__fd(map(name)); }
+
+}  // namespace xtap::dataplane::kernel
