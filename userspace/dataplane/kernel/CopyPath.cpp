@@ -56,6 +56,9 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     const uint32_t mtu = mtuOf(ifname);
     setMtu(cap_a, mtu);
     setMtu(cap_b, mtu);
+    // No addresses, no IPv6 chatter (router solicitations, MLD) on the capture pair.
+    disableIpv6(cap_a);
+    disableIpv6(cap_b);
     setLinkUp(cap_b);
     setLinkUp(cap_a);
     a->info.capture = cap_b;

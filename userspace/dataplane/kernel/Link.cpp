@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -150,6 +152,16 @@ void setMtu(const std::string& name, uint32_t mtu) {
     req.ifi()->ifi_index = static_cast<int>(ifindex);
     req.put(IFLA_MTU, &mtu, sizeof mtu);
     if (int err = req.transact()) fail(err, "set MTU of " + name);
+}
+
+void disableIpv6(const std::string& name) {
+    const std::string path = "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6";
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) return;  // IPv6 not in this kernel
+        fail(errno, "disable IPv6 on " + name);
+    }
+    if (::write(fd.get(), "1", 1) != 1) fail(errno, "disable IPv6 on " + name);
 }
 
 void disableReceiveOffloads(const std::string& name) {

@@ -17,6 +17,7 @@ void createVethPair(const std::string& name, const std::string& peer);
 void deleteLink(const std::string& name);  // absent is fine
 void setLinkUp(const std::string& name);
 void setMtu(const std::string& name, uint32_t mtu);
+void disableIpv6(const std::string& name);
 // tc sees post-GRO skbs: a merged 64 KB TCP skb would not fit an AF_XDP frame.
 void disableReceiveOffloads(const std::string& name);
 bool receiveOffloadsOff(const std::string& name);

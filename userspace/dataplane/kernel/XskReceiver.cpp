@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <xdp/xsk.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -82,7 +83,9 @@ int XskReceiver::fd() const { return xsk_socket__fd(xsk_); }
 
 void XskReceiver::refill() {
     auto& r = *rings_;
-    const uint32_t want = static_cast<uint32_t>(r.free_frames.size());
+    // reserve() is all or nothing: ask only for what the ring has room for.
+    const uint32_t spare = static_cast<uint32_t>(r.free_frames.size());
+    const uint32_t want = std::min(spare, xsk_prod_nb_free(&r.fill, spare));
     if (want == 0) return;
     uint32_t idx = 0;
     const uint32_t got = xsk_ring_prod__reserve(&r.fill, want, &idx);

@@ -1,0 +1,76 @@
+# Shared helpers for the integration tests (sourced). Every test builds its
+# own namespaces with unique names, sends traffic only inside them (198.18.0.0/15,
+# 2001:db8::/32), and removes everything it made on exit, failed or not.
+set -euo pipefail
+
+BUILD_DIR=${XTAP_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+SOURCE_DIR=${XTAP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TAG="xt$$"
+WORK=$(mktemp -d "/tmp/xtap-test.XXXXXX")
+NAMESPACES=()
+PIDS=()
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+note() { echo "--- $*"; }
+
+require_root() {
+    [[ $(id -u) -eq 0 ]] || fail "integration tests need root (network namespaces, BPF)"
+    for tool in ip tcpdump ethtool socat python3; do
+        command -v "$tool" >/dev/null || fail "missing tool $tool: run scripts/bootstrap"
+    done
+}
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    if [[ $rc -ne 0 ]]; then
+        echo "test failed (rc=$rc); work directory kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+netns_add() {
+    local ns="$1"
+    ip netns add "$ns"
+    NAMESPACES+=("$ns")
+    ip -n "$ns" link set lo up
+    # No DAD: link-local addresses stay tentative for seconds otherwise, and
+    # a router cannot resolve neighbours until they are not.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
+}
+
+in_ns() {
+    local ns="$1"
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+# Background a command and remember its PID for cleanup. Its stdin is the
+# caller's (bash would give a background job /dev/null otherwise).
+spawn() {
+    "$@" <&0 &
+    PIDS+=($!)
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# Sender-side offloads off, so frames on the wire are what the stack sent.
+plain_link() {
+    in_ns "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
+}
