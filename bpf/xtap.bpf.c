@@ -51,7 +51,6 @@ int xtap_transit(struct xdp_md *ctx)
     struct xtap_pkt p = {};
     struct xtap_matches m;
 
-    stat_inc(XTAP_STAT_TRANSIT_PACKETS);
     if (parse_packet(data, end, &p) < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
         return XDP_PASS;

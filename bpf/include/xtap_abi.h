@@ -109,16 +109,59 @@ struct xtap_slot_stats {
 };
 XTAP_ASSERT_SIZE(struct xtap_slot_stats, 24);
 
+/*
+ * Prefilter, first stage: per family, up to XTAP_ANCHOR_LENS prefix lengths
+ * whose anchors live in an exact-match hash (a /32 or /128 target is one hash
+ * lookup per address, whatever the number of targets). Anchors of other
+ * lengths go to an LPM trie, scanned only when it holds any.
+ */
+#define XTAP_ANCHOR_LENS 4
+#define XTAP_ANCHOR_LEN_NONE 0xff
+#define XTAP_FAMILY_INDEX(f) ((f) == XTAP_FAMILY_IPV4 ? 0 : 1)
+
 /* Global knobs, in an mmapable one-row array written with single stores. */
 struct xtap_control {
     __u32 mask_count;     /* rows [0, mask_count) of `masks` are scanned */
-    __u32 wide_count;     /* filters with no address anchor: skip the prefilter */
     __u32 shed_threshold; /* 0: no shedding; else slots with priority >= it are shed */
     __u32 enabled;        /* 0: classify nothing (global kill switch) */
+    __u32 pad;
+    __u32 anchor_lens[2]; /* per family: hashed anchor lengths, one per byte, 0xff = none */
+    __u32 fallback[2];    /* per family: the LPM trie holds anchors */
+    __u32 wide[2];        /* per family: filters with no address anchor exist */
 };
-XTAP_ASSERT_SIZE(struct xtap_control, 16);
+XTAP_ASSERT_SIZE(struct xtap_control, 40);
 
-/* Prefilter LPM keys: every anchor prefix of every filter. */
+/* A set of mask rows: which tuple-space masks a packet must look up. */
+struct xtap_maskset {
+    __u64 bits[XTAP_MAX_MASKS / 64];
+};
+XTAP_ASSERT_SIZE(struct xtap_maskset, 32);
+
+/* Rows of the `masksets` array. */
+enum xtap_maskset_row {
+    XTAP_MASKSET_WIDE4 = 0, /* masks of unanchored IPv4 filters: every IPv4 packet */
+    XTAP_MASKSET_WIDE6,
+    XTAP_MASKSET_FALLBACK4, /* masks of filters anchored in the LPM trie */
+    XTAP_MASKSET_FALLBACK6,
+    XTAP_MASKSET_ROWS
+};
+
+/* Anchor hash keys: a prefix, its host bits zero. Value: struct xtap_maskset. */
+struct xtap_anchor4 {
+    __u8 len;
+    __u8 pad[3];
+    __u8 addr[4];
+};
+XTAP_ASSERT_SIZE(struct xtap_anchor4, 8);
+
+struct xtap_anchor6 {
+    __u8 len;
+    __u8 pad[3];
+    __u8 addr[16];
+};
+XTAP_ASSERT_SIZE(struct xtap_anchor6, 20);
+
+/* Prefilter, second stage: anchors whose length is not hashed. */
 struct xtap_lpm4 {
     __u32 prefixlen;
     __u8 addr[4];
@@ -201,8 +244,9 @@ XTAP_ASSERT_SIZE(struct xtap_mark_meta, 4);
 
 /* Global per-CPU counters, indexed by enum xtap_stat. */
 enum xtap_stat {
-    XTAP_STAT_TRANSIT_PACKETS = 0, /* seen by the transit XDP program */
-    XTAP_STAT_PARSE_SKIPPED,       /* not IPv4/IPv6 or malformed: passed, unclassified */
+    /* No per-packet "seen" counter: the interface's own counters give it, and
+     * the miss path stays free of map writes. */
+    XTAP_STAT_PARSE_SKIPPED = 0,   /* not IPv4/IPv6 or malformed: passed, unclassified */
     XTAP_STAT_PREFILTER_HIT,       /* an address is a target: masks scanned */
     XTAP_STAT_MATCHED,             /* at least one criterion matched */
     XTAP_STAT_EXCLUDED,            /* matched but the appliance's own traffic */

@@ -21,6 +21,7 @@ struct xtap_matches {
 struct classify_ctx {
     struct xtap_pkt *pkt;
     struct xtap_matches *m;
+    struct xtap_maskset want; /* masks the prefilter says could match */
     __u64 now;
     __u32 shed_threshold;
     __u32 count; /* bump per-criterion counters (transit side only) */
@@ -114,6 +115,8 @@ static long classify_mask_cb(__u32 i, void *data)
     struct xtap_mask *mk = bpf_map_lookup_elem(&masks, &i);
     if (!mk)
         return 1;
+    if (!(c->want.bits[(i / 64) & 3] & (1ULL << (i % 64))))
+        return 0;
     if (!READ_ONCE(mk->active) || mk->family != p->key.family)
         return 0;
     if (mk->needs_l4 && !p->l4_known)
@@ -146,23 +149,107 @@ static long classify_mask_cb(__u32 i, void *data)
     return 0;
 }
 
-/* Could any filter anchored on an address select this packet? */
-static __always_inline int classify_prefilter(struct xtap_pkt *p)
+static __always_inline void maskset_or(struct xtap_maskset *acc, struct xtap_maskset *v)
 {
-    if (p->key.family == XTAP_FAMILY_IPV4) {
-        struct xtap_lpm4 k = {.prefixlen = 32};
-        __builtin_memcpy(k.addr, p->key.src, 4);
-        if (bpf_map_lookup_elem(&prefix4, &k))
-            return 1;
-        __builtin_memcpy(k.addr, p->key.dst, 4);
-        return bpf_map_lookup_elem(&prefix4, &k) != 0;
+    acc->bits[0] |= v->bits[0];
+    acc->bits[1] |= v->bits[1];
+    acc->bits[2] |= v->bits[2];
+    acc->bits[3] |= v->bits[3];
+}
+
+static __always_inline void maskset_or_row(struct xtap_maskset *acc, __u32 row)
+{
+    struct xtap_maskset *v = bpf_map_lookup_elem(&masksets, &row);
+    if (v)
+        maskset_or(acc, v);
+}
+
+/* Leading `len` bits of a 32-bit network-order word. */
+static __always_inline __u32 prefix_word(__u32 word_be, int len)
+{
+    if (len <= 0)
+        return 0;
+    if (len >= 32)
+        return word_be;
+    return word_be & bpf_htonl(~0U << (32 - len));
+}
+
+static __always_inline void prefilter4(struct xtap_pkt *p, struct xtap_control *ctl,
+                                       struct xtap_maskset *acc)
+{
+    __u32 lens = READ_ONCE(ctl->anchor_lens[0]);
+    __u32 src = *(__u32 *)p->key.src, dst = *(__u32 *)p->key.dst;
+    struct xtap_anchor4 k = {};
+#pragma unroll
+    for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
+        __u8 len = (lens >> (8 * i)) & 0xff;
+        if (len == XTAP_ANCHOR_LEN_NONE)
+            break;
+        k.len = len;
+        *(__u32 *)k.addr = prefix_word(src, len);
+        struct xtap_maskset *v = bpf_map_lookup_elem(&anchors4, &k);
+        if (v)
+            maskset_or(acc, v);
+        *(__u32 *)k.addr = prefix_word(dst, len);
+        v = bpf_map_lookup_elem(&anchors4, &k);
+        if (v)
+            maskset_or(acc, v);
     }
-    struct xtap_lpm6 k = {.prefixlen = 128};
-    __builtin_memcpy(k.addr, p->key.src, 16);
-    if (bpf_map_lookup_elem(&prefix6, &k))
-        return 1;
-    __builtin_memcpy(k.addr, p->key.dst, 16);
-    return bpf_map_lookup_elem(&prefix6, &k) != 0;
+    if (READ_ONCE(ctl->fallback[0])) {
+        struct xtap_lpm4 l = {.prefixlen = 32};
+        __builtin_memcpy(l.addr, p->key.src, 4);
+        int hit = bpf_map_lookup_elem(&prefix4, &l) != 0;
+        if (!hit) {
+            __builtin_memcpy(l.addr, p->key.dst, 4);
+            hit = bpf_map_lookup_elem(&prefix4, &l) != 0;
+        }
+        if (hit)
+            maskset_or_row(acc, XTAP_MASKSET_FALLBACK4);
+    }
+    if (READ_ONCE(ctl->wide[0]))
+        maskset_or_row(acc, XTAP_MASKSET_WIDE4);
+}
+
+static __always_inline void anchor6_of(struct xtap_anchor6 *k, __u8 *addr, int len)
+{
+#pragma unroll
+    for (int w = 0; w < 4; w++)
+        *(__u32 *)&k->addr[4 * w] = prefix_word(*(__u32 *)&addr[4 * w], len - 32 * w);
+}
+
+static __always_inline void prefilter6(struct xtap_pkt *p, struct xtap_control *ctl,
+                                       struct xtap_maskset *acc)
+{
+    __u32 lens = READ_ONCE(ctl->anchor_lens[1]);
+    struct xtap_anchor6 k = {};
+#pragma unroll
+    for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
+        __u8 len = (lens >> (8 * i)) & 0xff;
+        if (len == XTAP_ANCHOR_LEN_NONE)
+            break;
+        k.len = len;
+        anchor6_of(&k, p->key.src, len);
+        struct xtap_maskset *v = bpf_map_lookup_elem(&anchors6, &k);
+        if (v)
+            maskset_or(acc, v);
+        anchor6_of(&k, p->key.dst, len);
+        v = bpf_map_lookup_elem(&anchors6, &k);
+        if (v)
+            maskset_or(acc, v);
+    }
+    if (READ_ONCE(ctl->fallback[1])) {
+        struct xtap_lpm6 l = {.prefixlen = 128};
+        __builtin_memcpy(l.addr, p->key.src, 16);
+        int hit = bpf_map_lookup_elem(&prefix6, &l) != 0;
+        if (!hit) {
+            __builtin_memcpy(l.addr, p->key.dst, 16);
+            hit = bpf_map_lookup_elem(&prefix6, &l) != 0;
+        }
+        if (hit)
+            maskset_or_row(acc, XTAP_MASKSET_FALLBACK6);
+    }
+    if (READ_ONCE(ctl->wide[1]))
+        maskset_or_row(acc, XTAP_MASKSET_WIDE6);
 }
 
 static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key *fk)
@@ -190,12 +277,12 @@ static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m,
     struct classify_ctx c = {
         .pkt = p,
         .m = m,
-        .now = bpf_ktime_get_boot_ns(),
         .shed_threshold = READ_ONCE(ctl->shed_threshold),
         .count = count,
     };
 
     if (p->frag == XTAP_FRAG_LATER) {
+        c.now = bpf_ktime_get_boot_ns();
         struct xtap_frag_key fk;
         frag_key_of(p, &fk);
         struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
@@ -214,10 +301,17 @@ static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m,
         }
     }
 
-    if (!READ_ONCE(ctl->wide_count) && !classify_prefilter(p))
+    /* The prefilter names the masks that could match; none: not a target. */
+    if (p->key.family == XTAP_FAMILY_IPV4)
+        prefilter4(p, ctl, &c.want);
+    else
+        prefilter6(p, ctl, &c.want);
+    if (!(c.want.bits[0] | c.want.bits[1] | c.want.bits[2] | c.want.bits[3]))
         return;
     if (count)
         stat_inc(XTAP_STAT_PREFILTER_HIT);
+    if (!c.now)
+        c.now = bpf_ktime_get_boot_ns();
 
     __u32 nmasks = READ_ONCE(ctl->mask_count);
     if (nmasks > XTAP_MAX_MASKS)

@@ -50,7 +50,31 @@ struct {
     __type(value, struct xtap_slot_stats);
 } slot_stats SEC(".maps");
 
-/* Prefilter: anchor prefixes of every filter, per family. */
+/* Prefilter: hashed anchors (exact prefix -> masks to scan), per family. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, XTAP_DEFAULT_PREFIXES);
+    __type(key, struct xtap_anchor4);
+    __type(value, struct xtap_maskset);
+} anchors4 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, XTAP_DEFAULT_PREFIXES);
+    __type(key, struct xtap_anchor6);
+    __type(value, struct xtap_maskset);
+} anchors6 SEC(".maps");
+
+/* Wide and fallback mask sets (enum xtap_maskset_row). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, XTAP_MASKSET_ROWS);
+    __type(key, __u32);
+    __type(value, struct xtap_maskset);
+} masksets SEC(".maps");
+
+/* Prefilter fallback: anchors of lengths that are not hashed, per family. */
 struct {
     __uint(type, BPF_MAP_TYPE_LPM_TRIE);
     __uint(map_flags, BPF_F_NO_PREALLOC);

@@ -234,7 +234,9 @@ TEST_CASE("a rule left behind for an old generation never matches") {
     stale.count = 1;
     stale.refs[0] = {ref.slot, ref.gen + 1};
     REQUIRE(rig.maps().putRule(key, stale));
-    rig.maps().addPrefix(dataplane::Family::V4, {v4(198, 18, 6, 7), 32});
+    xtap_maskset first_mask{};
+    first_mask.bits[0] = 1;
+    REQUIRE(rig.maps().putAnchor(dataplane::Family::V4, {v4(198, 18, 6, 7), 32}, first_mask));
     CHECK_FALSE(rig.runTransit(buildFrame(tcp4(v4(198, 18, 6, 7), peer, 1, 2)), 0).marked);
     CHECK(rig.runTransit(buildFrame(tcp4(target, peer, 1, 2)), 0).marked);
 }

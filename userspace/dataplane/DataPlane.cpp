@@ -1,5 +1,6 @@
 #include "dataplane/DataPlane.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace xtap::dataplane {
@@ -19,6 +20,12 @@ DataPlane::KeyBytes DataPlane::bytesOf(const xtap_key& k) {
 DataPlane::DataPlane(MapWriter& maps, Capacity capacity)
     : maps_(maps), capacity_(capacity), slots_(capacity.slots) {
     for (uint32_t s = 0; s < capacity.slots; ++s) free_slots_.push_back(s);
+    // An empty prefilter: no hashed lengths, nothing wide, no fallback.
+    for (Family f : {Family::V4, Family::V6}) {
+        writeLengths(f);
+        maps_.setWide(f, false);
+        maps_.setFallback(f, false);
+    }
 }
 
 size_t DataPlane::maskCount() const {
@@ -85,34 +92,145 @@ void DataPlane::rollback(uint32_t slot, SlotRecord& rec) {
         removeRef(rec.keys[i], slot);
         releaseMask(rec.mask_rows[i]);
     }
-    for (const auto& a : rec.anchors) {
-        auto it = prefix_refs_.find(a);
-        if (it != prefix_refs_.end() && --it->second == 0) {
-            maps_.removePrefix(a.family, a.prefix);
-            prefix_refs_.erase(it);
-        }
-    }
-    if (rec.wide) {
-        wide_ -= rec.wide;
-        maps_.setWideCount(wide_);
-    }
+    for (auto it = rec.anchors.rbegin(); it != rec.anchors.rend(); ++it) releaseAnchor(*it);
     rec.keys.clear();
     rec.mask_rows.clear();
     rec.anchors.clear();
-    rec.wide = 0;
     rec.live = false;
     free_slots_.push_back(slot);
+}
+
+xtap_maskset DataPlane::masksetOf(const RowRefs& rows) {
+    xtap_maskset m{};
+    for (const auto& [row, refs] : rows) m.bits[row / 64] |= 1ull << (row % 64);
+    return m;
+}
+
+void DataPlane::writeLengths(Family f) {
+    uint32_t packed = 0xffffffffu;  // XTAP_ANCHOR_LEN_NONE in every byte
+    const auto& lens = prefilterOf(f).hashed_lengths;
+    for (size_t i = 0; i < lens.size(); ++i) {
+        packed &= ~(0xffu << (8 * i));
+        packed |= uint32_t(lens[i]) << (8 * i);
+    }
+    maps_.setAnchorLengths(f, packed);
+}
+
+std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, SlotRecord& rec) {
+    auto& pf = prefilterOf(f.family);
+    const auto anchor = anchorOf(f);
+    const bool v4 = f.family == Family::V4;
+    if (!anchor) {
+        if (pf.wide_rows[row]++ == 0) {
+            maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6, masksetOf(pf.wide_rows));
+            maps_.setWide(f.family, true);
+        }
+        rec.anchors.push_back({AnchorUse::Kind::Wide, {f.family, {}}, row});
+        return std::nullopt;
+    }
+    const PrefixKey key{f.family, *anchor};
+    const bool hashed_length =
+        std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(), anchor->len) !=
+        pf.hashed_lengths.end();
+    if (hashed_length || pf.hashed_lengths.size() < XTAP_ANCHOR_LENS) {
+        auto [it, inserted] = hashed_anchors_.try_emplace(key);
+        if (inserted && anchorCount() > capacity_.prefixes) {
+            hashed_anchors_.erase(it);
+            return "prefilter capacity reached";
+        }
+        const bool new_row = it->second[row]++ == 0;
+        if (new_row && !maps_.putAnchor(f.family, *anchor, masksetOf(it->second))) {
+            if (--it->second[row] == 0) it->second.erase(row);
+            if (it->second.empty()) hashed_anchors_.erase(it);
+            return "the kernel refused a prefilter entry (map full)";
+        }
+        if (pf.length_refs[anchor->len]++ == 0) {
+            pf.hashed_lengths.push_back(anchor->len);
+            writeLengths(f.family);
+        }
+        rec.anchors.push_back({AnchorUse::Kind::Hashed, key, row});
+        return std::nullopt;
+    }
+    // More distinct lengths than the hash stage takes: the LPM fallback.
+    auto [it, inserted] = fallback_prefixes_.try_emplace(key, 0);
+    if (inserted && (anchorCount() > capacity_.prefixes || !maps_.addPrefix(f.family, *anchor))) {
+        fallback_prefixes_.erase(it);
+        return "prefilter capacity reached";
+    }
+    ++it->second;
+    if (pf.fallback_rows[row]++ == 0)
+        maps_.writeMaskSet(v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6,
+                           masksetOf(pf.fallback_rows));
+    maps_.setFallback(f.family, true);
+    rec.anchors.push_back({AnchorUse::Kind::Fallback, key, row});
+    return std::nullopt;
+}
+
+void DataPlane::releaseAnchor(const AnchorUse& use) {
+    const Family fam = use.anchor.family;
+    auto& pf = prefilterOf(fam);
+    const bool v4 = fam == Family::V4;
+    auto dropRow = [&](RowRefs& rows) {
+        auto it = rows.find(use.row);
+        if (it == rows.end() || --it->second > 0) return false;
+        rows.erase(it);
+        return true;
+    };
+    switch (use.kind) {
+        case AnchorUse::Kind::Wide:
+            if (dropRow(pf.wide_rows)) {
+                if (pf.wide_rows.empty()) maps_.setWide(fam, false);
+                maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6,
+                                   masksetOf(pf.wide_rows));
+            }
+            return;
+        case AnchorUse::Kind::Hashed: {
+            auto it = hashed_anchors_.find(use.anchor);
+            if (it == hashed_anchors_.end()) return;
+            if (dropRow(it->second)) {
+                if (it->second.empty()) {
+                    maps_.deleteAnchor(fam, use.anchor.prefix);
+                    hashed_anchors_.erase(it);
+                } else {
+                    maps_.putAnchor(fam, use.anchor.prefix, masksetOf(it->second));
+                }
+            }
+            const uint8_t len = use.anchor.prefix.len;
+            if (--pf.length_refs[len] == 0) {
+                pf.length_refs.erase(len);
+                pf.hashed_lengths.erase(
+                    std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(), len));
+                writeLengths(fam);
+            }
+            return;
+        }
+        case AnchorUse::Kind::Fallback: {
+            auto it = fallback_prefixes_.find(use.anchor);
+            if (it != fallback_prefixes_.end() && --it->second == 0) {
+                maps_.removePrefix(fam, use.anchor.prefix);
+                fallback_prefixes_.erase(it);
+            }
+            if (dropRow(pf.fallback_rows)) {
+                if (pf.fallback_rows.empty()) maps_.setFallback(fam, false);
+                maps_.writeMaskSet(v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6,
+                                   masksetOf(pf.fallback_rows));
+            }
+            return;
+        }
+    }
 }
 
 PublishResult DataPlane::publish(const FilterSet& set) {
     using Kind = PublishError::Kind;
     std::vector<RuleEntry> entries;
+    std::vector<size_t> filter_of;  // entry -> index of its filter
     for (size_t i = 0; i < set.filters.size(); ++i) {
         const std::string why = validate(set.filters[i]);
         if (!why.empty())
             return PublishError{Kind::InvalidFilter, "filter " + std::to_string(i) + ": " + why};
         auto e = expandFilter(set.filters[i]);
         entries.insert(entries.end(), e.begin(), e.end());
+        filter_of.insert(filter_of.end(), e.size(), i);
     }
     if (set.filters.empty()) return PublishError{Kind::InvalidFilter, "no filters"};
     if (free_slots_.empty()) return PublishError{Kind::NoSlot, "every criterion slot is in use"};
@@ -131,7 +249,8 @@ PublishResult DataPlane::publish(const FilterSet& set) {
     maps_.writeSlot(slot, set.priority, set.expiry_ns);
     maps_.zeroCounters(slot);
 
-    for (auto& e : entries) {
+    for (size_t ei = 0; ei < entries.size(); ++ei) {
+        auto& e = entries[ei];
         const int row = acquireMask(e.mask);
         if (row < 0) {
             rollback(slot, rec);
@@ -160,29 +279,11 @@ PublishResult DataPlane::publish(const FilterSet& set) {
             rollback(slot, rec);
             return PublishError{Kind::RulesFull, "the kernel refused a rule (map full)"};
         }
-    }
-
-    for (const auto& f : set.filters) {
-        const auto anchor = anchorOf(f);
-        if (!anchor) {
-            ++rec.wide;
-            continue;
+        // The prefilter learns the mask only once its rule is in place.
+        if (auto err = addAnchor(set.filters[filter_of[ei]], row, rec)) {
+            rollback(slot, rec);
+            return PublishError{Kind::PrefixesFull, *err};
         }
-        PrefixKey pk{f.family, *anchor};
-        auto [it, inserted] = prefix_refs_.try_emplace(pk, 0);
-        if (inserted) {
-            if (prefix_refs_.size() > capacity_.prefixes || !maps_.addPrefix(f.family, *anchor)) {
-                prefix_refs_.erase(it);
-                rollback(slot, rec);
-                return PublishError{Kind::PrefixesFull, "prefilter capacity reached"};
-            }
-        }
-        ++it->second;
-        rec.anchors.push_back(pk);
-    }
-    if (rec.wide) {
-        wide_ += rec.wide;
-        maps_.setWideCount(wide_);
     }
 
     // The one store that makes the whole criterion visible.

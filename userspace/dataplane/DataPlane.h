@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -57,6 +58,7 @@ public:
     size_t ruleCount() const { return rules_.size(); }
     size_t maskCount() const;
     size_t liveCount() const { return live_; }
+    size_t anchorCount() const { return hashed_anchors_.size() + fallback_prefixes_.size(); }
 
 private:
     using KeyBytes = std::array<uint8_t, sizeof(xtap_key)>;
@@ -73,13 +75,25 @@ private:
         }
         bool operator==(const PrefixKey&) const = default;
     };
+    // How one filter reaches the prefilter: through a hashed anchor, the LPM
+    // fallback, or as an unanchored (wide) filter, for one mask row.
+    struct AnchorUse {
+        enum class Kind : uint8_t { Hashed, Fallback, Wide } kind;
+        PrefixKey anchor;
+        uint32_t row;
+    };
     struct SlotRecord {
         uint32_t gen = 0;
         bool live = false;
         std::vector<KeyBytes> keys;
         std::vector<uint32_t> mask_rows;  // one per key, same order
-        std::vector<PrefixKey> anchors;
-        uint32_t wide = 0;
+        std::vector<AnchorUse> anchors;
+    };
+    using RowRefs = std::map<uint32_t, uint32_t>;  // mask row -> filters using it
+    struct FamilyPrefilter {
+        std::vector<uint8_t> hashed_lengths;  // at most XTAP_ANCHOR_LENS
+        std::map<uint8_t, uint32_t> length_refs;
+        RowRefs fallback_rows, wide_rows;
     };
     struct MaskRow {
         MaskSpec spec;
@@ -91,6 +105,11 @@ private:
     void releaseMask(uint32_t row);
     void removeRef(const KeyBytes& key, uint32_t slot);
     void rollback(uint32_t slot, SlotRecord& rec);
+    std::optional<std::string> addAnchor(const Filter& f, uint32_t row, SlotRecord& rec);
+    void releaseAnchor(const AnchorUse& use);
+    FamilyPrefilter& prefilterOf(Family f) { return prefilter_[f == Family::V4 ? 0 : 1]; }
+    static xtap_maskset masksetOf(const RowRefs& rows);
+    void writeLengths(Family f);
 
     MapWriter& maps_;
     Capacity capacity_;
@@ -99,8 +118,9 @@ private:
     std::unordered_map<KeyBytes, xtap_rule, KeyHash> rules_;
     std::array<std::optional<MaskRow>, XTAP_MAX_MASKS> masks_;
     uint32_t mask_count_ = 0;
-    std::map<PrefixKey, uint32_t> prefix_refs_;
-    uint32_t wide_ = 0;
+    std::map<PrefixKey, RowRefs> hashed_anchors_;
+    std::map<PrefixKey, uint32_t> fallback_prefixes_;
+    std::array<FamilyPrefilter, 2> prefilter_;
     size_t live_ = 0;
 };
 

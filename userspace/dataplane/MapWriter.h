@@ -40,10 +40,17 @@ public:
     virtual SlotCounters readCounters(uint32_t slot) const = 0;
     virtual void zeroCounters(uint32_t slot) = 0;
 
-    // Prefilter.
+    // Prefilter, first stage: hashed anchors and which lengths are hashed
+    // (packed one per byte, XTAP_ANCHOR_LEN_NONE for unused bytes).
+    virtual bool putAnchor(Family family, const Prefix& prefix, const xtap_maskset& masks) = 0;
+    virtual void deleteAnchor(Family family, const Prefix& prefix) = 0;
+    virtual void setAnchorLengths(Family family, uint32_t packed) = 0;
+    // Second stage: the LPM fallback for other lengths, and unanchored filters.
     virtual bool addPrefix(Family family, const Prefix& prefix) = 0;
     virtual void removePrefix(Family family, const Prefix& prefix) = 0;
-    virtual void setWideCount(uint32_t count) = 0;
+    virtual void writeMaskSet(uint32_t row, const xtap_maskset& masks) = 0;  // xtap_maskset_row
+    virtual void setFallback(Family family, bool on) = 0;
+    virtual void setWide(Family family, bool on) = 0;
 };
 
 }  // namespace xtap::dataplane

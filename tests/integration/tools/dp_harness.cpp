@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
             }
             j["criteria"] = per;
             const auto s = maps.readStats();
-            j["bpf"] = {{"transit_packets", s[XTAP_STAT_TRANSIT_PACKETS]}, {"matched", s[XTAP_STAT_MATCHED]},
+            j["bpf"] = {{"prefilter_hit", s[XTAP_STAT_PREFILTER_HIT]}, {"matched", s[XTAP_STAT_MATCHED]},
                         {"marked", s[XTAP_STAT_MARKED]}, {"cloned", s[XTAP_STAT_CLONED]},
                         {"clone_failed", s[XTAP_STAT_CLONE_FAILED]},
                         {"capture_packets", s[XTAP_STAT_CAPTURE_PACKETS]},

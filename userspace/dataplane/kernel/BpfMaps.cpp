@@ -38,6 +38,8 @@ BpfMaps::BpfMaps(const XtapObject& obj)
       slot_stats_fd_(obj.mapFd("slot_stats")),
       prefix4_fd_(obj.mapFd("prefix4")),
       prefix6_fd_(obj.mapFd("prefix6")),
+      anchors4_fd_(obj.mapFd("anchors4")),
+      anchors6_fd_(obj.mapFd("anchors6")),
       excludes_fd_(obj.mapFd("excludes")),
       transit_fd_(obj.mapFd("transit_ifs")),
       capture_fd_(obj.mapFd("capture_ifs")),
@@ -46,7 +48,9 @@ BpfMaps::BpfMaps(const XtapObject& obj)
       control_map_(mapArray(obj, "control")),
       masks_map_(mapArray(obj, "masks")),
       slots_map_(mapArray(obj, "slots")),
+      masksets_map_(mapArray(obj, "masksets")),
       control_(control_map_.as<xtap_control>()),
+      masksets_(masksets_map_.as<xtap_maskset>()),
       masks_(masks_map_.as<xtap_mask>()),
       slots_(slots_map_.as<xtap_slot>()) {
     if (ncpus_ <= 0) throw std::system_error(-ncpus_, std::generic_category(), "possible CPUs");
@@ -130,7 +134,50 @@ void BpfMaps::removePrefix(Family family, const Prefix& prefix) {
     bpf_map_delete_elem(prefix6_fd_, &k);
 }
 
-void BpfMaps::setWideCount(uint32_t count) { store(control_->wide_count, count); }
+namespace {
+template <typename K>
+K anchorKey(const Prefix& p, size_t addr_len) {
+    K k{};
+    k.len = p.len;
+    std::memcpy(k.addr, p.addr.data(), addr_len);
+    return k;
+}
+}  // namespace
+
+bool BpfMaps::putAnchor(Family family, const Prefix& prefix, const xtap_maskset& masks) {
+    if (family == Family::V4) {
+        const auto k = anchorKey<xtap_anchor4>(prefix, 4);
+        return bpf_map_update_elem(anchors4_fd_, &k, &masks, BPF_ANY) == 0;
+    }
+    const auto k = anchorKey<xtap_anchor6>(prefix, 16);
+    return bpf_map_update_elem(anchors6_fd_, &k, &masks, BPF_ANY) == 0;
+}
+
+void BpfMaps::deleteAnchor(Family family, const Prefix& prefix) {
+    if (family == Family::V4) {
+        const auto k = anchorKey<xtap_anchor4>(prefix, 4);
+        bpf_map_delete_elem(anchors4_fd_, &k);
+        return;
+    }
+    const auto k = anchorKey<xtap_anchor6>(prefix, 16);
+    bpf_map_delete_elem(anchors6_fd_, &k);
+}
+
+void BpfMaps::setAnchorLengths(Family family, uint32_t packed) {
+    store(control_->anchor_lens[family == Family::V4 ? 0 : 1], packed);
+}
+
+void BpfMaps::writeMaskSet(uint32_t row, const xtap_maskset& masks) {
+    for (unsigned w = 0; w < XTAP_MAX_MASKS / 64; ++w) store(masksets_[row].bits[w], masks.bits[w]);
+}
+
+void BpfMaps::setFallback(Family family, bool on) {
+    store(control_->fallback[family == Family::V4 ? 0 : 1], on ? 1u : 0u);
+}
+
+void BpfMaps::setWide(Family family, bool on) {
+    store(control_->wide[family == Family::V4 ? 0 : 1], on ? 1u : 0u);
+}
 
 void BpfMaps::setEnabled(bool on) { store(control_->enabled, on ? 1u : 0u); }
 
@@ -179,16 +226,18 @@ std::array<uint64_t, XTAP_STAT_MAX> BpfMaps::readStats() const {
 
 xtap_control BpfMaps::control() const {
     xtap_control c;
-    c.mask_count = std::atomic_ref<uint32_t>(control_->mask_count).load();
-    c.wide_count = std::atomic_ref<uint32_t>(control_->wide_count).load();
-    c.shed_threshold = std::atomic_ref<uint32_t>(control_->shed_threshold).load();
-    c.enabled = std::atomic_ref<uint32_t>(control_->enabled).load();
+    std::memcpy(&c, control_, sizeof c);  // a diagnostic snapshot, fields read as they are
     return c;
 }
 
 void BpfMaps::clearCriteria() {
     setMaskCount(0);
-    setWideCount(0);
+    for (Family f : {Family::V4, Family::V6}) {
+        setAnchorLengths(f, 0xffffffffu);
+        setFallback(f, false);
+        setWide(f, false);
+    }
+    for (uint32_t row = 0; row < XTAP_MASKSET_ROWS; ++row) writeMaskSet(row, {});
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) deactivateMask(row);
     for (uint32_t s = 0; s < slot_capacity_; ++s) store(slots_[s].state, slots_[s].state & ~1u);
     auto clear = [](int fd, size_t key_size) {
@@ -198,6 +247,8 @@ void BpfMaps::clearCriteria() {
     clear(rules_fd_, sizeof(xtap_key));
     clear(prefix4_fd_, sizeof(xtap_lpm4));
     clear(prefix6_fd_, sizeof(xtap_lpm6));
+    clear(anchors4_fd_, sizeof(xtap_anchor4));
+    clear(anchors6_fd_, sizeof(xtap_anchor6));
     clear(frags_fd_, sizeof(xtap_frag_key));
 }
 

@@ -29,9 +29,14 @@ public:
     void setSlotPriority(uint32_t slot, uint16_t priority) override;
     SlotCounters readCounters(uint32_t slot) const override;
     void zeroCounters(uint32_t slot) override;
+    bool putAnchor(Family family, const Prefix& prefix, const xtap_maskset& masks) override;
+    void deleteAnchor(Family family, const Prefix& prefix) override;
+    void setAnchorLengths(Family family, uint32_t packed) override;
     bool addPrefix(Family family, const Prefix& prefix) override;
     void removePrefix(Family family, const Prefix& prefix) override;
-    void setWideCount(uint32_t count) override;
+    void writeMaskSet(uint32_t row, const xtap_maskset& masks) override;
+    void setFallback(Family family, bool on) override;
+    void setWide(Family family, bool on) override;
 
     void setEnabled(bool on);
     void setShedThreshold(uint32_t threshold);
@@ -52,10 +57,11 @@ public:
 private:
     int ncpus_;
     uint32_t slot_capacity_;
-    int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, excludes_fd_;
+    int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_, excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
-    MappedRegion control_map_, masks_map_, slots_map_;
+    MappedRegion control_map_, masks_map_, slots_map_, masksets_map_;
     xtap_control* control_;
+    xtap_maskset* masksets_;
     xtap_mask* masks_;
     xtap_slot* slots_;
 };

@@ -32,6 +32,8 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     resize(s->maps.slot_stats, options.capacity.slots, "slot_stats");
     resize(s->maps.prefix4, options.capacity.prefixes, "prefix4");
     resize(s->maps.prefix6, options.capacity.prefixes, "prefix6");
+    resize(s->maps.anchors4, options.capacity.prefixes, "anchors4");
+    resize(s->maps.anchors6, options.capacity.prefixes, "anchors6");
     resize(s->maps.frags, options.frag_entries, "frags");
 
     if (!options.pin_dir.empty()) {

@@ -1,0 +1,182 @@
+// classifier_bench: ns/packet of the transit XDP program under
+// BPF_PROG_TEST_RUN, against a bare XDP_PASS measured in the same run.
+// Prints a table, optionally writes JSON. A benchmark, not a test: figures
+// are medians of interleaved runs; the ratios are the robust part.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <variant>
+
+#include "tests/support/BpfRig.h"
+#include "tests/support/PacketBuilder.h"
+#include "xdp_pass.skel.h"
+
+using namespace xtap;
+using namespace xtap::test;
+using dataplane::Family;
+using dataplane::Filter;
+using json = nlohmann::json;
+
+namespace {
+
+Address v6addr(uint32_t hi, uint32_t lo) {
+    Address a{0x20, 0x01, 0x0d, 0xb8};
+    a[4] = uint8_t(hi >> 8);
+    a[5] = uint8_t(hi);
+    for (int i = 0; i < 4; ++i) a[12 + i] = uint8_t(lo >> (24 - 8 * i));
+    return a;
+}
+
+// A realistic LI mix: mostly hosts, some subscriber prefixes, some port-scoped.
+Filter filterNumber(uint32_t i) {
+    Filter f;
+    const bool v6 = i % 2;
+    f.family = v6 ? Family::V6 : Family::V4;
+    const uint32_t n = i / 2;
+    // Hosts in 198.18.0.0/16 (v4 has room for 65,536 of them) and 2001:db8:1xx::/48.
+    Address a = v6 ? v6addr(0x100 + (n >> 16), n & 0xffff) : v4(198, 18, uint8_t(n >> 8), uint8_t(n));
+    const unsigned kind = i % 20;
+    uint8_t len = v6 ? 128 : 32;
+    if (kind == 3) {  // a subscriber prefix, each its own
+        len = v6 ? 64 : 28;
+        a = v6 ? v6addr(0x8000 + (n & 0x7fff), 0) : v4(198, 19, uint8_t(n >> 4), uint8_t(n << 4));
+    }
+    for (unsigned b = len; b < 128; ++b) a[b / 8] &= uint8_t(~(0x80 >> (b % 8)));
+    (kind % 2 ? f.dst : f.src) = {a, len};
+    if (kind == 5) {
+        f.proto = 6;
+        f.dport = {443, 443};
+    }
+    return f;
+}
+
+PacketSpec tcpPacket(Family fam, Address src, Address dst) {
+    PacketSpec p;
+    p.family = fam;
+    p.src = src;
+    p.dst = dst;
+    p.proto = 6;
+    p.sport = 40000;
+    p.dport = 443;
+    p.payload = 18;
+    if (fam == Family::V6) p.v6_ext = {0, 60};  // hop-by-hop + destination options
+    return p;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+size_t mapMemory(int fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("memlock:", 0) == 0) return std::stoull(line.substr(8));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"xtap classifier benchmark (BPF_PROG_TEST_RUN)"};
+    uint32_t repeat = 2000000;
+    unsigned rounds = 5;
+    std::string json_path;
+    std::vector<uint32_t> sizes{0, 1, 1000, 100000};
+    app.add_option("--repeat", repeat, "runs per measurement");
+    app.add_option("--rounds", rounds, "interleaved rounds (median reported)");
+    app.add_option("--sizes", sizes, "filter counts to measure");
+    app.add_option("--json", json_path, "write the figures here");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        dataplane::Capacity cap;
+        cap.rules = 262144;
+        cap.slots = 131072;
+        BpfRig rig(1, cap);
+        xdp_pass* floor_skel = xdp_pass__open_and_load();
+        if (!floor_skel) throw std::runtime_error("load xdp_pass");
+
+        const auto miss4 = buildFrame(tcpPacket(Family::V4, v4(198, 18, 250, 1), v4(198, 19, 250, 2)));
+        const auto miss6 = buildFrame(tcpPacket(Family::V6, v6addr(0xfff0, 1), v6addr(0xfff1, 2)));
+        const auto hit4 = buildFrame(tcpPacket(Family::V4, v4(198, 18, 0, 0), v4(198, 19, 250, 2)));  // filter 0
+        const auto hit6 = buildFrame(tcpPacket(Family::V6, v6addr(0xfff1, 2), v6addr(0x100, 0)));     // filter 1 (dst)
+        struct Case { const char* name; const std::vector<uint8_t>* frame; };
+        const Case cases[] = {{"miss_ipv4_tcp", &miss4}, {"miss_ipv6_tcp_2ext", &miss6},
+                              {"match_ipv4", &hit4}, {"match_ipv6", &hit6}};
+
+        auto measure = [&](int fd, const std::vector<uint8_t>& frame) {
+            std::vector<uint8_t> out;
+            xdp_md ctx{};
+            uint32_t ns = 0;
+            BpfRig::testRun(fd, frame, rig.transit(0), out, ctx, repeat, &ns);
+            return double(ns);
+        };
+
+        json results = json::object();
+        std::cout << "repeat " << repeat << ", " << rounds << " interleaved rounds, medians (ns/packet)\n";
+        uint32_t installed = 0;
+        std::sort(sizes.begin(), sizes.end());
+        std::map<std::string, double> one_filter;
+        for (uint32_t n : sizes) {
+            while (installed < n) {
+                auto r = rig.dp().publish({{filterNumber(installed)}});
+                if (!std::holds_alternative<dataplane::SlotRef>(r))
+                    throw std::runtime_error("publish: " + std::get<dataplane::PublishError>(r).detail);
+                ++installed;
+            }
+            std::map<std::string, std::vector<double>> samples;
+            for (unsigned round = 0; round < rounds; ++round) {
+                samples["floor_xdp_pass"].push_back(measure(bpf_program__fd(floor_skel->progs.xdp_pass), miss4));
+                for (const auto& c : cases) samples[c.name].push_back(measure(rig.obj().transitProgFd(), *c.frame));
+            }
+            json row;
+            const double floor = median(samples["floor_xdp_pass"]);
+            row["floor_xdp_pass_ns"] = floor;
+            std::cout << "\nfilters=" << n << " (masks " << rig.dp().maskCount() << ", rules " << rig.dp().ruleCount() << ")\n";
+            std::cout << "  floor (bare XDP_PASS)      " << floor << " ns\n";
+            for (const auto& c : cases) {
+                const double m = median(samples[c.name]);
+                row[std::string(c.name) + "_ns"] = m;
+                row[std::string(c.name) + "_x_floor"] = m / floor;
+                std::cout << "  " << c.name << std::string(26 - std::string(c.name).size(), ' ') << m
+                          << " ns  " << m / floor << "x floor";
+                if (n == 1) one_filter[c.name] = m;
+                if (n > 1 && one_filter.count(c.name)) {
+                    row[std::string(c.name) + "_x_1filter"] = m / one_filter[c.name];
+                    std::cout << "  " << m / one_filter[c.name] << "x its 1-filter cost";
+                }
+                std::cout << "\n";
+            }
+            row["masks"] = rig.dp().maskCount();
+            row["rules"] = rig.dp().ruleCount();
+            results[std::to_string(n)] = row;
+        }
+
+        size_t total = 0;
+        json mem = json::object();
+        for (const char* m : {"rules", "slots", "slot_stats", "prefix4", "prefix6", "masks", "frags", "control"}) {
+            const size_t bytes = mapMemory(rig.obj().mapFd(m));
+            mem[m] = bytes;
+            total += bytes;
+        }
+        mem["total"] = total;
+        results["map_memory_bytes"] = mem;
+        std::cout << "\nmap memory (memlock, capacity " << cap.rules << " rules, " << cap.slots
+                  << " slots): " << total / (1024.0 * 1024.0) << " MiB\n";
+        results["repeat"] = repeat;
+        results["rounds"] = rounds;
+        xdp_pass__destroy(floor_skel);
+        if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "classifier_bench: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
