@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds a libFuzzer target with clang (ASan+UBSan) and runs it on its seed
+# corpus for a bounded time. Usage: tests/fuzz/run.sh TARGET SECONDS
+#   TARGET: dtcp_parser
+# The corpus is copied, so a run never changes the committed seeds; any crash
+# input is kept in the work directory and the run fails.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+target=$1
+seconds=${2:-30}
+work=$(mktemp -d /tmp/xtap-fuzz.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+case "$target" in
+  dtcp_parser)
+    sources=("$SRC/tests/fuzz/dtcp/fuzz_dtcp_parser.cpp" "$SRC"/userspace/dtcp/*.cpp)
+    corpus="$SRC/tests/fuzz/dtcp/corpus"
+    libs=(-lcrypto)
+    ;;
+  *) echo "unknown fuzz target $target" >&2; exit 2 ;;
+esac
+
+clang++ -std=c++20 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" "${sources[@]}" "${libs[@]}" \
+  -o "$work/fuzz_$target"
+mkdir -p "$work/corpus"
+cp "$corpus"/* "$work/corpus/"
+cd "$work"
+if ! "./fuzz_$target" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 corpus 2>fuzz.log; then
+  tail -40 fuzz.log >&2
+  cp crash-* leak-* timeout-* "$SRC/" 2>/dev/null || true
+  echo "fuzz $target: failure (inputs copied to the source tree root)" >&2
+  exit 1
+fi
+grep -E 'stat::number_of_executed_units|Done' fuzz.log | tail -2
+echo "fuzz $target: ${seconds}s without a finding"
