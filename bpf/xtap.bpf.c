@@ -58,11 +58,14 @@ int xtap_transit(struct xdp_md *ctx)
     p.key.ifindex = ctx->ingress_ifindex;
     m.count = 0;
     m.truncated = 0;
-    classify(&p, &m, 1);
-    if (!m.count)
+    int pending = classify(&p, &m, 1);
+    if (!m.count && !pending)
         return XDP_PASS;
 
-    stat_inc(XTAP_STAT_MATCHED);
+    if (m.count)
+        stat_inc(XTAP_STAT_MATCHED);
+    if (pending)
+        stat_inc(XTAP_STAT_FRAG_PENDING);
     if (is_own_traffic(&p)) {
         stat_inc(XTAP_STAT_EXCLUDED);
         return XDP_PASS;
@@ -128,8 +131,8 @@ int xtap_capture(struct xdp_md *ctx)
     p.key.ifindex = transit_ifindex;
     m.count = 0;
     m.truncated = 0;
-    classify(&p, &m, 0);
-    if (!m.count) {
+    int pending = classify(&p, &m, 0);
+    if (!m.count && !pending) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
         return XDP_DROP;
     }
@@ -148,7 +151,7 @@ int xtap_capture(struct xdp_md *ctx)
     meta->transit_ifindex = transit_ifindex;
     meta->timestamp_ns = bpf_ktime_get_boot_ns();
     meta->count = m.count;
-    meta->flags = m.truncated ? XTAP_META_TRUNCATED : 0;
+    meta->flags = (m.truncated ? XTAP_META_TRUNCATED : 0) | (pending ? XTAP_META_PENDING_FRAG : 0);
     meta->pad = 0;
 #pragma unroll
     for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)

@@ -33,6 +33,7 @@
 
 #define XTAP_META_MAGIC 0x78746170U /* "xtap" */
 #define XTAP_META_TRUNCATED 1U       /* more criteria matched than XTAP_MAX_MATCHES */
+#define XTAP_META_PENDING_FRAG 2U    /* later fragment before its first: hold it, see classify.h */
 
 #if defined(__cplusplus)
 #define XTAP_ASSERT_SIZE(type, size) static_assert(sizeof(type) == (size), #type " size")
@@ -262,6 +263,7 @@ enum xtap_stat {
     XTAP_STAT_FRAG_TRACKED,        /* first fragments remembered */
     XTAP_STAT_FRAG_MATCHED,        /* later fragments matched through the table */
     XTAP_STAT_TRUNCATED,           /* more than XTAP_MAX_MATCHES criteria matched */
+    XTAP_STAT_FRAG_PENDING,        /* later fragments copied before their first (held in userspace) */
     XTAP_STAT_MAX
 };
 

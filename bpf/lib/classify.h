@@ -26,6 +26,7 @@ struct classify_ctx {
     __u32 shed_threshold;
     __u32 count; /* bump per-criterion counters (transit side only) */
     __u32 shed;  /* matches dropped by shedding */
+    __u32 skipped_l4; /* a wanted mask needs ports this packet does not carry */
 };
 
 static __always_inline void stat_inc(__u32 idx)
@@ -119,8 +120,10 @@ static long classify_mask_cb(__u32 i, void *data)
         return 0;
     if (!READ_ONCE(mk->active) || mk->family != p->key.family)
         return 0;
-    if (mk->needs_l4 && !p->l4_known)
+    if (mk->needs_l4 && !p->l4_known) {
+        c->skipped_l4 = 1;
         return 0;
+    }
 
     struct xtap_key k;
     k.mask_id = i;
@@ -267,12 +270,13 @@ static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key
  * count != 0 on the transit side: bump per-criterion counters and remember
  * first fragments. The capture side re-derives with count == 0.
  */
-static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m, int count)
+static __always_inline int classify(struct xtap_pkt *p, struct xtap_matches *m, int count)
 {
+    int tracked = 0; /* a later fragment whose first fragment was seen */
     __u32 zero = 0;
     struct xtap_control *ctl = bpf_map_lookup_elem(&control, &zero);
     if (!ctl || !READ_ONCE(ctl->enabled))
-        return;
+        return 0;
 
     struct classify_ctx c = {
         .pkt = p,
@@ -287,6 +291,7 @@ static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m,
         frag_key_of(p, &fk);
         struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
         if (fv && c.now - fv->time_ns < XTAP_FRAG_WINDOW_NS) {
+            tracked = 1;
             __u32 n = fv->count;
             for (__u32 j = 0; j < XTAP_MAX_MATCHES; j++) {
                 if (j >= n)
@@ -307,7 +312,7 @@ static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m,
     else
         prefilter6(p, ctl, &c.want);
     if (!(c.want.bits[0] | c.want.bits[1] | c.want.bits[2] | c.want.bits[3]))
-        return;
+        return 0;
     if (count)
         stat_inc(XTAP_STAT_PREFILTER_HIT);
     if (!c.now)
@@ -333,6 +338,13 @@ static __always_inline void classify(struct xtap_pkt *p, struct xtap_matches *m,
     }
     if (count && c.shed && !m->count)
         stat_inc(XTAP_STAT_SHED);
+    /*
+     * A later fragment that came before its first: its ports are unknown, and
+     * a port-scoped criterion on its addresses may still want it. It is
+     * copied as pending; userspace holds it until the first fragment says
+     * which criteria it belongs to (or drops it after a short window).
+     */
+    return p->frag == XTAP_FRAG_LATER && !tracked && c.skipped_l4;
 }
 
 #endif /* XTAP_CLASSIFY_H */

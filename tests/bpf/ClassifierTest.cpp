@@ -149,14 +149,23 @@ TEST_CASE("later fragments follow their first fragment, IPv4 and IPv6") {
     auto later = first;
     later.frag = PacketSpec::Frag::Later;
 
-    // A later fragment before any first fragment: its ports are unknown.
-    CHECK_FALSE(rig.runTransit(buildFrame(later), 0).marked);
+    // A later fragment before any first fragment: its ports are unknown, so
+    // it is copied as pending, for no criterion yet (userspace holds it).
+    CHECK(rig.runTransit(buildFrame(later), 0).marked);
+    auto held = rig.runCapture(buildFrame(later), 0);
+    CHECK(held.slots.empty());
+    CHECK((held.meta_flags & XTAP_META_PENDING_FRAG) != 0);
+    CHECK(rig.dp().counters(ref).packets == 0);
     CHECK(rig.runTransit(buildFrame(first), 0).marked);
     CHECK(rig.runTransit(buildFrame(later), 0).marked);
     CHECK(rig.runCapture(buildFrame(later), 0).slots == std::vector<uint32_t>{ref.slot});
+    CHECK((rig.runCapture(buildFrame(later), 0).meta_flags & XTAP_META_PENDING_FRAG) == 0);
     auto other_id = later;
     other_id.frag_id = 0x1235;
-    CHECK_FALSE(rig.runTransit(buildFrame(other_id), 0).marked);
+    CHECK((rig.runCapture(buildFrame(other_id), 0).meta_flags & XTAP_META_PENDING_FRAG) != 0);
+    auto other_host = later;
+    other_host.src = v4(198, 18, 3, 9);  // no criterion on these addresses: not even pending
+    CHECK_FALSE(rig.runTransit(buildFrame(other_host), 0).marked);
 
     Filter f6;
     f6.family = dataplane::Family::V6;

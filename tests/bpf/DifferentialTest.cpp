@@ -217,7 +217,7 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
     constexpr unsigned kPacketsPerRound = 25000;
     Generator gen(20261122);
     size_t total_filters = 0, total_packets = 0, total_matched = 0, total_fragments_followed = 0;
-    size_t total_truncated = 0;
+    size_t total_truncated = 0, total_pending = 0;
 
     for (unsigned round = 0; round < kRounds; ++round) {
         BpfRig rig(3);
@@ -267,12 +267,17 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
             }
             const unsigned iface = gen.u(0, 2);
             const auto frame = buildFrame(p);
+            const bool must_pend = ref.mustHoldAsPending(frame, ifaces[iface], bootNs());
             const auto want = ref.match(frame, ifaces[iface], bootNs());
             const auto transit = rig.runTransit(frame, iface);
             const auto capture = rig.runCapture(frame, iface);
             const bool truncated = capture.meta_flags & XTAP_META_TRUNCATED;
+            const bool pending = capture.meta_flags & XTAP_META_PENDING_FRAG;
             REQUIRE_MESSAGE(transit.action == XDP_PASS, describe(p, frame));
-            REQUIRE_MESSAGE(transit.marked == !want.empty(), describe(p, frame));
+            REQUIRE_MESSAGE(transit.marked == (!want.empty() || pending), describe(p, frame));
+            if (must_pend) REQUIRE_MESSAGE(pending, describe(p, frame));
+            if (pending) REQUIRE(p.frag == PacketSpec::Frag::Later);
+            total_pending += pending;
             if (!truncated && capture.slots != want) {
                 std::string got_s, want_s;
                 for (auto x : capture.slots) got_s += std::to_string(x) + " ";
@@ -306,10 +311,12 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
     }
     MESSAGE(total_filters << " filters, " << total_packets << " packets, " << total_matched
                           << " matched, " << total_fragments_followed << " later fragments matched, "
-                          << total_truncated << " matched more than " << XTAP_MAX_MATCHES << " criteria");
+                          << total_truncated << " matched more than " << XTAP_MAX_MATCHES << " criteria, "
+                          << total_pending << " later fragments held as pending");
     CHECK(total_filters >= 10000);
     CHECK(total_packets >= 100000);
     CHECK(total_matched > total_packets / 10);  // the generator must exercise the match path
     CHECK(total_fragments_followed > 0);
     CHECK(total_truncated < total_matched / 20);
+    CHECK(total_pending > 0);
 }

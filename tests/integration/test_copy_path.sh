@@ -154,9 +154,37 @@ S5=$(last_stats)
 [[ $(jget "$S5" "d['criteria']['bystander']['packets']") -eq 6 ]] || fail "bystander after expiry: $S5"
 [[ $(jget "$S5" "d['copies_received']") -eq $(( $(jget "$S4" "d['copies_received']") )) ]] || fail "copies after expiry"
 
+note "phase 3: fragments that arrive before their first are copied to port-scoped criteria"
+ctl withdraw target6
+cat >"$WORK/udpport.json" <<J
+{"filters":[{"family":4,"src":"198.18.1.2/32","proto":17,"dport":[7777,7777]},
+            {"family":6,"src":"2001:db8:1::2/128","proto":17,"dport":[7777,7777]}]}
+J
+ctl publish udpport "$WORK/udpport.json"
+wait_for 10 grep -q '"published":"udpport"' "$WORK/harness.jsonl"
+ctl pcap "$WORK/copies3.pcap"
+sleep 0.3
+CMAC=$(in_ns "$CLI" cat /sys/class/net/c0/address)
+RMAC=$(in_ns "$RTR" cat /sys/class/net/r0/address)
+SEND="$SOURCE_DIR/tests/integration/send_fragments.py"
+in_ns "$CLI" python3 "$SEND" c0 "$CMAC" "$RMAC" 198.18.1.2 198.18.2.2 7777 4242 321
+in_ns "$CLI" python3 "$SEND" c0 "$CMAC" "$RMAC" 2001:db8:1::2 2001:db8:2::2 7777 4243 231
+# Same order, but no criterion wants port 7778: held, then expired, never delivered.
+in_ns "$CLI" python3 "$SEND" c0 "$CMAC" "$RMAC" 198.18.1.2 198.18.2.2 7778 4244 321
+sleep 3
+S6=$(last_stats)
+echo "$S6"
+[[ $(jget "$S6" "d['criteria']['udpport']['copies']") -eq 6 ]] || fail "out-of-order fragments not all copied: $S6"
+[[ $(jget "$S6" "d['copies_late']") -eq 4 ]] || fail "expected 4 late releases: $S6"
+[[ $(jget "$S6" "d['reorder']['expired']") -eq 2 ]] || fail "the unwanted datagram's held fragments should expire: $S6"
+ctl pcap "$WORK/copies4.pcap"
+wait_for 10 bash -c "[[ \$(grep -c '\"pcap\"' '$WORK/harness.jsonl') -ge 3 ]]"
+F3=$(python3 "$PCAPTOOL" summary "$WORK/copies3.pcap")
+[[ $(jget "$F3" "d['fragments']") -eq 6 ]] || fail "copies3.pcap should hold the 6 fragments: $F3"
+
 ctl quit
 exec 3>&-
-wait_for 20 bash -c "[[ \$(grep -c '\"criteria\"' '$WORK/harness.jsonl') -ge 7 ]]" || fail "harness did not exit cleanly"
+wait_for 20 bash -c "[[ \$(grep -c '\"criteria\"' '$WORK/harness.jsonl') -ge 8 ]]" || fail "harness did not exit cleanly"
 note "transit interfaces clean after detach"
 in_ns "$RTR" ip link show r0 | grep -q xdp && fail "XDP left on r0"
 in_ns "$RTR" ip link show | grep -q xtcap && fail "capture veth left behind"

@@ -126,6 +126,24 @@ bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex) {
     return true;
 }
 
+bool ReferenceMatcher::mustHoldAsPending(std::span<const uint8_t> frame, uint32_t ifindex,
+                                         uint64_t now_ns) const {
+    const auto p = parseFrame(frame);
+    if (!p || p->frag != PacketFields::Frag::Later) return false;
+    const FragKey fk{static_cast<uint8_t>(p->family), p->proto, p->frag_id, p->src, p->dst};
+    if (frags_.count(fk)) return false;
+    for (const auto& [slot, set] : criteria_) {
+        if (set.expiry_ns != 0 && now_ns >= set.expiry_ns) continue;
+        for (const auto& f : set.filters) {
+            if (!f.needsL4() || f.family != p->family) continue;
+            if (f.ifindex != 0 && f.ifindex != ifindex) continue;
+            if (f.proto && *f.proto != p->proto) continue;
+            if (prefixContains(f.src, p->src) && prefixContains(f.dst, p->dst)) return true;
+        }
+    }
+    return false;
+}
+
 void ReferenceMatcher::add(uint32_t slot, FilterSet set) { criteria_[slot] = std::move(set); }
 
 void ReferenceMatcher::remove(uint32_t slot) { criteria_.erase(slot); }

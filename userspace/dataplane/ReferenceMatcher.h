@@ -47,6 +47,12 @@ public:
     std::vector<uint32_t> match(std::span<const uint8_t> frame, uint32_t ifindex,
                                 uint64_t now_ns);
 
+    // A later fragment that came before its first and that a port- or
+    // ICMP-scoped criterion could still select once the first fragment says
+    // what its ports are: the classifier must hand it over as pending (it may
+    // also flag more than these; holding too much costs only memory).
+    bool mustHoldAsPending(std::span<const uint8_t> frame, uint32_t ifindex, uint64_t now_ns) const;
+
 private:
     using FragKey = std::tuple<uint8_t, uint8_t, uint32_t, Address, Address>;
     std::map<uint32_t, FilterSet> criteria_;

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "dataplane/DataPlane.h"
+#include "dataplane/FragmentReorderer.h"
 #include "dataplane/kernel/BpfMaps.h"
 #include "dataplane/kernel/CopyPath.h"
 #include "dataplane/kernel/XtapObject.h"
@@ -109,13 +110,38 @@ int main(int argc, char** argv) {
         std::map<std::string, SlotRef> criteria;
         std::map<uint32_t, std::string> by_slot;
         std::map<std::string, uint64_t> copies;  // per criterion, from the copies' metadata
-        uint64_t frames = 0, frames_without_meta = 0;
+        uint64_t frames = 0, frames_without_meta = 0, late = 0;
+        FragmentReorderer reorderer;
+        // Delivered copies (after the reorderer): to the pcap, counted per criterion.
+        auto deliver = [&](std::span<const uint8_t> frame, std::span<const uint32_t> slots, bool is_late) {
+            ++frames;
+            late += is_late;
+            pcap_pkthdr h{};
+            gettimeofday(&h.ts, nullptr);
+            h.caplen = h.len = static_cast<uint32_t>(frame.size());
+            pcap_dump(reinterpret_cast<u_char*>(dumper), &h, frame.data());
+            for (uint32_t slot : slots) {
+                auto it = by_slot.find(slot);
+                if (it != by_slot.end()) ++copies[it->second];
+            }
+        };
+        auto onFrame = [&](const kernel::CopiedFrame& f) {
+            if (!f.meta) {
+                ++frames_without_meta;
+                return;
+            }
+            const uint32_t n = std::min<uint32_t>(f.meta->count, XTAP_MAX_MATCHES);
+            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags, bootNs(), deliver);
+        };
 
         auto stats = [&] {
             json j;
             j["interfaces"] = attached;
             j["copies_received"] = frames;
+            j["copies_late"] = late;
             j["copies_without_meta"] = frames_without_meta;
+            j["reorder"] = {{"held", reorderer.stats().held}, {"released", reorderer.stats().released},
+                            {"expired", reorderer.stats().expired}, {"overflow", reorderer.stats().overflow}};
             json per = json::object();
             for (const auto& [name, ref] : criteria) {
                 const auto c = dp.counters(ref);
@@ -152,23 +178,10 @@ int main(int argc, char** argv) {
             for (auto* r : rx) fds.push_back({r->fd(), POLLIN, 0});
             ::poll(fds.data(), fds.size(), 100);
             for (auto* r : rx) {
-                while (r->receive([&](const kernel::CopiedFrame& f) {
-                    ++frames;
-                    pcap_pkthdr h{};
-                    gettimeofday(&h.ts, nullptr);
-                    h.caplen = h.len = static_cast<uint32_t>(f.frame.size());
-                    pcap_dump(reinterpret_cast<u_char*>(dumper), &h, f.frame.data());
-                    if (!f.meta) {
-                        ++frames_without_meta;
-                        return;
-                    }
-                    for (uint32_t i = 0; i < f.meta->count && i < XTAP_MAX_MATCHES; ++i) {
-                        auto it = by_slot.find(f.meta->slots[i]);
-                        if (it != by_slot.end()) ++copies[it->second];
-                    }
-                }) > 0) {
+                while (r->receive(onFrame) > 0) {
                 }
             }
+            reorderer.expire(bootNs());
             if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
             char buf[4096];
             const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
@@ -206,13 +219,7 @@ int main(int argc, char** argv) {
         }
         // Drain what is still in the rings, then report.
         for (auto* r : path.receivers()) {
-            while (r->receive([&](const kernel::CopiedFrame& f) {
-                ++frames;
-                pcap_pkthdr h{};
-                gettimeofday(&h.ts, nullptr);
-                h.caplen = h.len = static_cast<uint32_t>(f.frame.size());
-                pcap_dump(reinterpret_cast<u_char*>(dumper), &h, f.frame.data());
-            }) > 0) {
+            while (r->receive(onFrame) > 0) {
             }
         }
         const json final_stats = stats();
