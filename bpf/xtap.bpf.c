@@ -21,25 +21,21 @@
 #include "parse.h"
 #include "classify.h"
 
-/* Traffic of the appliance itself (DTCP/SSH, IKE, ESP): never copied. */
+/* Traffic to the appliance itself (DTCP/SSH, IKE, ESP): never copied. */
 static __always_inline int is_own_traffic(struct xtap_pkt *p)
 {
+    __u32 zero = 0;
+    struct xtap_control *ctl = bpf_map_lookup_elem(&control, &zero);
+    if (!ctl || !READ_ONCE(ctl->excludes))
+        return 0;
     struct xtap_exclude_key k = {.family = p->key.family, .proto = p->key.proto};
+    __builtin_memcpy(k.addr, p->key.dst, 16);
     if (p->l4_known) {
         k.port = p->key.dport;
-        __builtin_memcpy(k.addr, p->key.dst, 16);
-        if (bpf_map_lookup_elem(&excludes, &k))
-            return 1;
-        k.port = p->key.sport;
-        __builtin_memcpy(k.addr, p->key.src, 16);
         if (bpf_map_lookup_elem(&excludes, &k))
             return 1;
     }
     k.port = 0;
-    __builtin_memcpy(k.addr, p->key.dst, 16);
-    if (bpf_map_lookup_elem(&excludes, &k))
-        return 1;
-    __builtin_memcpy(k.addr, p->key.src, 16);
     return bpf_map_lookup_elem(&excludes, &k) != 0;
 }
 

@@ -125,7 +125,7 @@ struct xtap_control {
     __u32 mask_count;     /* rows [0, mask_count) of `masks` are scanned */
     __u32 shed_threshold; /* 0: no shedding; else slots with priority >= it are shed */
     __u32 enabled;        /* 0: classify nothing (global kill switch) */
-    __u32 pad;
+    __u32 excludes;       /* entries in `excludes`: 0 skips the own-traffic check */
     __u32 anchor_lens[2]; /* per family: hashed anchor lengths, one per byte, 0xff = none */
     __u32 fallback[2];    /* per family: the LPM trie holds anchors */
     __u32 wide[2];        /* per family: filters with no address anchor exist */
@@ -196,8 +196,10 @@ XTAP_ASSERT_SIZE(struct xtap_frag_val, 144);
 
 /*
  * Traffic of the appliance itself (its SSH/DTCP listener, IKE/ESP peers):
- * never copied. Looked up only after a packet matched, so it costs nothing on
- * the miss path. port 0 with proto 50 (ESP) covers all ESP to/from addr.
+ * never copied. Keyed by the appliance's own address and port as the packet's
+ * destination (what reaches a transit ingress is traffic *to* the appliance;
+ * what it sends leaves by egress, which xtap never classifies). port 0 covers
+ * every port (ESP, proto 50). Looked up only after a packet matched.
  */
 struct xtap_exclude_key {
     __u8 family;

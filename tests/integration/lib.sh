@@ -27,6 +27,16 @@ require_root() {
 cleanup() {
     local rc=$?
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Whatever still runs inside our namespaces (a daemon forked by a tool,
+    # a process a failed step left behind) goes too: it would keep the
+    # namespace and the test's output pipe alive.
+    for ns in "${NAMESPACES[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    done
+    sleep 0.2
+    for ns in "${NAMESPACES[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     if [[ $rc -ne 0 ]]; then
@@ -55,8 +65,17 @@ in_ns() {
 
 # Background a command and remember its PID for cleanup. Its stdin is the
 # caller's (bash would give a background job /dev/null otherwise).
+# spawn_in NS CMD...: the same inside a namespace; `ip netns exec` execs the
+# command, so the PID recorded is the command's own.
 spawn() {
     "$@" <&0 &
+    PIDS+=($!)
+}
+
+spawn_in() {
+    local ns="$1"
+    shift
+    ip netns exec "$ns" "$@" <&0 &
     PIDS+=($!)
 }
 

@@ -50,7 +50,7 @@ J
 note "starting the data plane in $RTR (r0 native, r1 generic)"
 mkfifo "$WORK/ctl"
 exec 3<>"$WORK/ctl"  # read-write: opening does not wait for the harness
-spawn in_ns "$RTR" "$HARNESS" -i r0:native -i r1:generic -w "$WORK/copies1.pcap" <"$WORK/ctl" >"$WORK/harness.jsonl" 2>"$WORK/harness.err"
+spawn_in "$RTR" "$HARNESS" -i r0:native -i r1:generic -w "$WORK/copies1.pcap" <"$WORK/ctl" >"$WORK/harness.jsonl" 2>"$WORK/harness.err"
 wait_for 20 grep -q '"ready"' "$WORK/harness.jsonl" || { cat "$WORK/harness.err"; fail "harness did not start"; }
 grep '"ready"' "$WORK/harness.jsonl"
 grep -q '"mode":"native"' "$WORK/harness.jsonl" || fail "r0 not in native mode"
@@ -73,15 +73,15 @@ wait_for 10 bash -c "grep -c published '$WORK/harness.jsonl' | grep -q 2" || fai
 
 FILTER='ip host 198.18.1.2 or ip6 host 2001:db8:1::2'
 for i in r0 r1; do
-    spawn in_ns "$RTR" tcpdump -Q in -i "$i" -w "$WORK/in_$i.pcap" -U -n "$FILTER" 2>"$WORK/tcpdump_$i.err"
+    spawn_in "$RTR" tcpdump -Q in -i "$i" -w "$WORK/in_$i.pcap" -U -n "$FILTER" 2>"$WORK/tcpdump_$i.err"
 done
 wait_for 10 grep -q listening "$WORK/tcpdump_r0.err"; wait_for 10 grep -q listening "$WORK/tcpdump_r1.err"
 
 note "phase 1: target and bystander traffic"
 head -c 300000 /dev/urandom >"$WORK/send.bin"
-spawn in_ns "$SRV" socat -u TCP4-LISTEN:8080,reuseaddr OPEN:"$WORK/recv4.bin",creat,trunc
-spawn in_ns "$SRV" socat -u TCP6-LISTEN:8086,reuseaddr OPEN:"$WORK/recv6.bin",creat,trunc
-spawn in_ns "$SRV" socat -u UDP4-RECV:9000 OPEN:"$WORK/udp.bin",creat,trunc
+spawn_in "$SRV" socat -u TCP4-LISTEN:8080,reuseaddr OPEN:"$WORK/recv4.bin",creat,trunc
+spawn_in "$SRV" socat -u TCP6-LISTEN:8086,reuseaddr OPEN:"$WORK/recv6.bin",creat,trunc
+spawn_in "$SRV" socat -u UDP4-RECV:9000 OPEN:"$WORK/udp.bin",creat,trunc
 sleep 0.3
 in_ns "$CLI" ping -q -c 10 -i 0.05 -I 198.18.1.2 198.18.2.2 >/dev/null || fail "IPv4 ping lost packets"
 in_ns "$CLI" ping -q -6 -c 10 -i 0.05 -I 2001:db8:1::2 2001:db8:2::2 >/dev/null || fail "IPv6 ping lost packets"

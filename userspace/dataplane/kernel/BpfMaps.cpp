@@ -187,10 +187,12 @@ void BpfMaps::addExclude(const xtap_exclude_key& key) {
     const uint8_t one = 1;
     if (bpf_map_update_elem(excludes_fd_, &key, &one, BPF_ANY) != 0)
         throw std::system_error(errno, std::generic_category(), "add exclusion");
+    store(control_->excludes, 1u);
 }
 
 void BpfMaps::clearExcludes() {
     xtap_exclude_key key{};
+    store(control_->excludes, 0u);
     while (bpf_map_get_next_key(excludes_fd_, nullptr, &key) == 0)
         bpf_map_delete_elem(excludes_fd_, &key);
 }
