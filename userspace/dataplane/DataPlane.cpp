@@ -118,7 +118,7 @@ void DataPlane::writeLengths(Family f) {
 
 std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, SlotRecord& rec) {
     auto& pf = prefilterOf(f.family);
-    const auto anchor = anchorOf(f);
+    auto anchor = anchorOf(f);
     const bool v4 = f.family == Family::V4;
     if (!anchor) {
         if (pf.wide_rows[row]++ == 0) {
@@ -128,6 +128,16 @@ std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, S
         rec.anchors.push_back({AnchorUse::Kind::Wide, {f.family, {}}, row});
         return std::nullopt;
     }
+    // IPv6 anchors longer than /64 are filed under their /64: one hashed
+    // length serves hosts and subscriber /64s alike (two lookups a packet,
+    // not four). Coarser is still correct: the prefilter only has to be a
+    // superset; the rules decide.
+    Prefix coarse = *anchor;
+    if (f.family == Family::V6 && coarse.len > 64) {
+        coarse.len = 64;
+        std::fill(coarse.addr.begin() + 8, coarse.addr.end(), 0);
+    }
+    anchor = coarse;
     const PrefixKey key{f.family, *anchor};
     const bool hashed_length =
         std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(), anchor->len) !=
