@@ -1,0 +1,414 @@
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "criteria/CriteriaCompiler.h"
+#include "criteria/CriteriaStore.h"
+#include "dataplane/DataPlane.h"
+#include "dataplane/MemoryMaps.h"
+#include "CriteriaTestSupport.h"
+
+namespace xtap::criteria {
+namespace {
+
+using dataplane::Family;
+using nlohmann::json;
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+Instant at(uint64_t seconds) {
+    Instant now;
+    now.boottime_ns = seconds * kSecond;
+    now.local = dtcp::Timestamp{
+        2024, 5, 1, 10, static_cast<uint8_t>(seconds / 60 % 60), static_cast<uint8_t>(seconds % 60),
+        0};
+    return now;
+}
+
+// An ADD as the decoder yields it: a source address and the given lifetime.
+dtcp::AddRequest request(const std::string& source, dtcp::Timeouts timeouts, bool is_static = false,
+                         const std::string& cdest = "cd1") {
+    dtcp::AddRequest r;
+    r.cdest_ids = {cdest};
+    r.match.family = source.find(':') == std::string::npos ? Family::V4 : Family::V6;
+    r.match.src = {test::addressEntry(source, r.match.family)};
+    r.match_text = {{"Source-Address", source}};
+    r.timeouts = timeouts;
+    r.is_static = is_static;
+    r.priority = 1;
+    return r;
+}
+
+ContentDestination destination(const std::string& cdest, uint8_t last_octet) {
+    ContentDestination d;
+    d.cdest_id = cdest;
+    d.params.outer.family = Family::V4;
+    d.params.outer.source = dataplane::Address{198, 51, 100, 1};
+    d.params.outer.source_port = 49153;
+    d.params.outer.destination = dataplane::Address{203, 0, 113, last_octet};
+    d.params.outer.destination_port = 50000;
+    return d;
+}
+
+NewCriterion newCriterion(const std::string& user, const dtcp::AddRequest& r,
+                          uint8_t destination_octet = 50) {
+    const CompileResult compiled = compile(r.match);
+    REQUIRE(compiled.ok());
+    return NewCriterion{user, r, "192.0.2.77",
+                        Publication{compiled.filters(),
+                                    {destination(r.cdest_ids.front(), destination_octet)},
+                                    static_cast<uint16_t>(r.priority)}};
+}
+
+struct StoreFixture {
+    explicit StoreFixture(uint32_t slots = 32)
+        : maps(slots), plane(maps, dataplane::Capacity{4096, slots, 4096}), store(plane, {slots}) {}
+
+    uint32_t add(const std::string& user, const dtcp::AddRequest& r, const Instant& now,
+                 UserQuota quota = {}, uint8_t destination_octet = 50) {
+        const AddResult result = store.add(newCriterion(user, r, destination_octet), quota, now);
+        REQUIRE_MESSAGE(std::holds_alternative<uint32_t>(result), "refused");
+        return std::get<uint32_t>(result);
+    }
+
+    const Criterion& get(const std::string& user, uint32_t id) {
+        const Criterion* c = store.find(CriterionKey{user, id});
+        REQUIRE(c);
+        return *c;
+    }
+
+    dataplane::MemoryMaps maps;
+    dataplane::DataPlane plane;
+    CriteriaStore store;
+};
+
+dtcp::Timeouts idle(uint32_t s) {
+    dtcp::Timeouts t;
+    t.idle_seconds = s;
+    return t;
+}
+dtcp::Timeouts total(uint32_t s) {
+    dtcp::Timeouts t;
+    t.total_seconds = s;
+    return t;
+}
+
+TEST_CASE("Criteria-IDs are per user, start at 1 and are never reused") {
+    StoreFixture f;
+    CHECK(f.store.nextCriteriaId("alice") == 1);
+    CHECK(f.add("alice", request("192.0.2.1", idle(60)), at(1)) == 1);
+    CHECK(f.add("alice", request("192.0.2.2", idle(60)), at(1)) == 2);
+    CHECK(f.add("bob", request("192.0.2.3", idle(60)), at(1)) == 1);
+    CHECK(f.store.remove(CriterionKey{"alice", 2}));
+    CHECK_FALSE(f.store.remove(CriterionKey{"alice", 2}));
+    CHECK(f.store.nextCriteriaId("alice") == 3);
+    CHECK(f.add("alice", request("192.0.2.4", idle(60)), at(1)) == 3);
+    CHECK(f.store.idsOf("alice") == std::vector<uint32_t>{1, 3});
+    CHECK(f.store.idsOf("bob") == std::vector<uint32_t>{1});
+    CHECK(f.store.size() == 3);
+    // Owners never see each other's criteria by key.
+    CHECK_FALSE(f.store.find(CriterionKey{"bob", 3}));
+}
+
+TEST_CASE("add publishes one FilterSet with priority and deadline; remove withdraws it") {
+    StoreFixture f;
+    dtcp::AddRequest r = request("192.0.2.0/30", total(90));
+    const uint32_t id = f.add("alice", r, at(10));
+    const Criterion& c = f.get("alice", id);
+    CHECK(f.plane.isLive(c.slot));
+    CHECK((f.maps.slot(c.slot.slot).state & XTAP_SLOT_ENABLED) != 0);
+    CHECK(f.maps.slot(c.slot.slot).expiry_ns == 100 * kSecond);
+    CHECK(f.maps.slot(c.slot.slot).priority == 1);
+    CHECK(c.added == at(10).local);
+    CHECK(c.last_refresh == at(10).local);
+    CHECK(f.store.findBySlot(c.slot.slot) == &c);
+
+    const dataplane::SlotRef slot = c.slot;
+    CHECK(f.store.remove(CriterionKey{"alice", id}));
+    CHECK_FALSE(f.plane.isLive(slot));
+    CHECK((f.maps.slot(slot.slot).state & XTAP_SLOT_ENABLED) == 0);
+    CHECK_FALSE(f.store.findBySlot(slot.slot));
+    CHECK(f.plane.ruleCount() == 0);
+}
+
+TEST_CASE("Static criteria get no data-plane deadline and never expire") {
+    StoreFixture f;
+    const uint32_t id = f.add("alice", request("192.0.2.1", total(5), true), at(0));
+    const Criterion& c = f.get("alice", id);
+    CHECK(f.maps.slot(c.slot.slot).expiry_ns == 0);
+    const Lifetime life = f.store.lifetime(c, 100000 * kSecond);
+    CHECK_FALSE(life.expired_by);
+    CHECK_FALSE(life.remaining.any());
+    CHECK_FALSE(f.store.refresh(c.key, idle(10), at(1)));
+    CHECK(c.refresh_count == 0);
+}
+
+TEST_CASE("quotas: per user, global total, distinct destinations; refusals allocate nothing") {
+    SUBCASE("user") {
+        StoreFixture f;
+        f.add("alice", request("192.0.2.1", idle(60)), at(0), {1, 16});
+        const AddResult r =
+            f.store.add(newCriterion("alice", request("192.0.2.2", idle(60))), {1, 16}, at(0));
+        CHECK(std::get<AddRefusal>(r) == AddRefusal::UserCriteriaQuota);
+        CHECK(f.store.nextCriteriaId("alice") == 2);
+    }
+    SUBCASE("total") {
+        StoreFixture f(2);
+        f.add("alice", request("192.0.2.1", idle(60)), at(0));
+        f.add("bob", request("192.0.2.2", idle(60)), at(0));
+        const AddResult r =
+            f.store.add(newCriterion("carol", request("192.0.2.3", idle(60))), {}, at(0));
+        CHECK(std::get<AddRefusal>(r) == AddRefusal::TotalCriteriaQuota);
+        CHECK(f.plane.liveCount() == 2);
+    }
+    SUBCASE("destinations") {
+        StoreFixture f;
+        const UserQuota quota{100, 2};
+        f.add("alice", request("192.0.2.1", idle(60)), at(0), quota, 50);
+        f.add("alice", request("192.0.2.2", idle(60)), at(0), quota, 51);
+        f.add("alice", request("192.0.2.3", idle(60)), at(0), quota, 51);  // known endpoint
+        const AddResult r =
+            f.store.add(newCriterion("alice", request("192.0.2.4", idle(60)), 52), quota, at(0));
+        CHECK(std::get<AddRefusal>(r) == AddRefusal::DestinationQuota);
+        CHECK(f.store.destinationCountOf("alice") == 2);
+        // Another user's destinations are not counted against alice.
+        f.add("bob", request("192.0.2.4", idle(60)), at(0), quota, 52);
+    }
+    SUBCASE("the data plane refuses the filters") {
+        StoreFixture f;
+        NewCriterion bad = newCriterion("alice", request("192.0.2.1", idle(60)));
+        bad.publication.filters.clear();
+        CHECK(std::get<AddRefusal>(f.store.add(bad, {}, at(0))) == AddRefusal::ClassifierRefused);
+        CHECK(f.store.size() == 0);
+        CHECK(f.store.nextCriteriaId("alice") == 1);
+    }
+}
+
+TEST_CASE("lifetime: idle from observed counter changes, total, packets and bytes") {
+    StoreFixture f;
+    dtcp::Timeouts all;
+    all.idle_seconds = 10;
+    all.total_seconds = 100;
+    all.packets = 50;
+    all.bytes = 4000;
+    const uint32_t id = f.add("alice", request("192.0.2.1", all), at(0));
+    const Criterion& c = f.get("alice", id);
+
+    Lifetime life = f.store.lifetime(c, 0);
+    CHECK(life.remaining == all);
+    CHECK_FALSE(life.expired_by);
+
+    // Traffic seen at 8 s restarts the idle time.
+    f.maps.addTraffic(c.slot.slot, 5, 500);
+    f.store.observe(8 * kSecond);
+    life = f.store.lifetime(c, 17 * kSecond);
+    CHECK(life.remaining.idle_seconds == std::optional<uint32_t>(1));
+    CHECK(life.remaining.total_seconds == std::optional<uint32_t>(83));
+    CHECK(life.remaining.packets == std::optional<uint32_t>(45));
+    CHECK(life.remaining.bytes == std::optional<uint64_t>(3500));
+    CHECK_FALSE(life.expired_by);
+    // Partial seconds round up: only a spent limit shows 0.
+    CHECK(f.store.lifetime(c, 17 * kSecond + 1).remaining.idle_seconds ==
+          std::optional<uint32_t>(1));
+    CHECK(f.store.lifetime(c, 18 * kSecond).expired_by == TimeoutKind::Idle);
+
+    // Observing without new traffic does not count as activity.
+    f.store.observe(12 * kSecond);
+    CHECK(f.store.lifetime(c, 18 * kSecond).expired_by == TimeoutKind::Idle);
+
+    f.maps.addTraffic(c.slot.slot, 45, 100);
+    f.store.observe(18 * kSecond);
+    CHECK(f.store.lifetime(c, 18 * kSecond).expired_by == TimeoutKind::Packets);
+    f.maps.addTraffic(c.slot.slot, 0, 3400);
+    life = f.store.lifetime(c, 18 * kSecond);
+    CHECK(life.remaining.bytes == std::optional<uint64_t>(0));
+    CHECK(life.remaining.packets == std::optional<uint32_t>(0));
+
+    StoreFixture g;
+    const uint32_t t = g.add("alice", request("192.0.2.1", total(30)), at(0));
+    CHECK_FALSE(g.store.lifetime(g.get("alice", t), 29 * kSecond).expired_by);
+    CHECK(g.store.lifetime(g.get("alice", t), 30 * kSecond).expired_by == TimeoutKind::Total);
+}
+
+TEST_CASE("refresh replaces the given limits only and moves the data-plane deadline") {
+    StoreFixture f;
+    dtcp::Timeouts limits;
+    limits.total_seconds = 60;
+    limits.packets = 100;
+    const uint32_t id = f.add("alice", request("192.0.2.1", limits), at(0));
+    const Criterion& c = f.get("alice", id);
+    f.maps.addTraffic(c.slot.slot, 80, 800);
+
+    dtcp::Timeouts again;
+    again.packets = 30;
+    CHECK(f.store.refresh(c.key, again, at(40)));
+    CHECK(c.refresh_count == 1);
+    CHECK(c.last_refresh == at(40).local);
+    CHECK(c.limits.packets == std::optional<uint32_t>(30));
+    CHECK(c.limits.total_seconds == std::optional<uint32_t>(60));  // not given: kept
+    Lifetime life = f.store.lifetime(c, 40 * kSecond);
+    CHECK(life.remaining.packets == std::optional<uint32_t>(30));
+    CHECK(life.remaining.total_seconds == std::optional<uint32_t>(20));
+    CHECK(f.maps.slot(c.slot.slot).expiry_ns == 60 * kSecond);
+
+    CHECK(f.store.refresh(c.key, total(60), at(50)));
+    CHECK(f.maps.slot(c.slot.slot).expiry_ns == 110 * kSecond);
+    CHECK(c.refresh_count == 2);
+    CHECK(f.store.matched(c) == MatchCounters{80, 800});  // counters are not reset
+    CHECK_FALSE(f.store.refresh(CriterionKey{"bob", id}, total(60), at(50)));
+}
+
+TEST_CASE("dropped copies are reported by slot; republish carries the counters over") {
+    StoreFixture f;
+    const uint32_t id = f.add("alice", request("192.0.2.1", idle(60)), at(0));
+    const Criterion& c = f.get("alice", id);
+    f.store.addDropped(c.slot.slot, 3, 4500);
+    f.store.addDropped(9999, 1, 1);  // no criterion there: ignored
+    CHECK(c.dropped == MatchCounters{3, 4500});
+    f.maps.addTraffic(c.slot.slot, 4, 400);
+    f.store.observe(10 * kSecond);
+
+    const dataplane::SlotRef old = c.slot;
+    const CompileResult wider = compile(request("192.0.2.0/24", idle(60)).match);
+    REQUIRE(wider.ok());
+    CHECK(f.store.republish(c.key, wider.filters()));
+    CHECK_FALSE(f.plane.isLive(old));
+    CHECK(f.plane.isLive(c.slot));
+    CHECK(c.publication.filters == wider.filters());
+    CHECK(f.store.findBySlot(c.slot.slot) == &c);
+    CHECK(f.store.matched(c) == MatchCounters{4, 400});
+    // The move itself is no activity: the idle time still runs from 10 s.
+    f.store.observe(59 * kSecond);
+    CHECK(f.store.lifetime(c, 59 * kSecond).remaining.idle_seconds == std::optional<uint32_t>(11));
+    f.maps.addTraffic(c.slot.slot, 1, 100);
+    CHECK(f.store.matched(c) == MatchCounters{5, 500});
+
+    CHECK_FALSE(f.store.republish(c.key, {}));  // refused: the old filters stay
+    CHECK(f.plane.isLive(c.slot));
+}
+
+TEST_CASE("JSON round trip: same IDs, requests, counters, remaining times and Seq states") {
+    StoreFixture before;
+    dtcp::Timeouts limits;
+    limits.idle_seconds = 300;
+    limits.total_seconds = 600;
+    dtcp::AddRequest r = request("192.0.2.0/24", limits, false, "tap");
+    r.match.proto = {NumberEntry{false, 6, 6}, NumberEntry{true, 7, 9}};
+    r.match_text.push_back({"Protocol", "6"});
+    r.send_async = true;
+    r.priority = 4;
+    r.delivery = dtcp::DeliverySet{{dtcp::IpAddress{Family::V4, {203, 0, 113, 50}}},
+                                   {50000},
+                                   dtcp::IpAddress{Family::V4, {198, 51, 100, 1}},
+                                   49153,
+                                   64};
+    r.input_interfaces = {"ge-0/0/1.0"};
+    r.md_intercept_id = dtcp::MdInterceptId{"4000000a", 10};
+    r.extension_text = {{"X-JTap-Cdest-TTL", "64"}, {"X-MD-Intercept-Id", "4000000a"}};
+    before.add("alice", r, at(0));
+    before.add("alice", request("192.0.2.7", idle(60)), at(0));
+    before.add("bob", request("2001:db8::/32", {}, true), at(0));
+    REQUIRE(before.store.remove(CriterionKey{"alice", 2}));
+    before.maps.addTraffic(before.get("alice", 1).slot.slot, 12, 1200);
+    before.store.addDropped(before.get("alice", 1).slot.slot, 1, 100);
+    before.store.observe(30 * kSecond);
+    REQUIRE(before.store.refresh(CriterionKey{"alice", 1}, total(600), at(40)));
+
+    SeqStates seqs;
+    seqs["alice"].has_baseline = true;
+    seqs["alice"].highest = 77;
+    seqs["alice"].seen_below = {1, 2, 3, 0x8000000000000000ULL};
+    const json saved = before.store.toJson(at(100), seqs);
+    const auto parsed = CriteriaStore::parseJson(json::parse(saved.dump()));
+    REQUIRE(std::holds_alternative<StoreSnapshot>(parsed));
+    const StoreSnapshot& snapshot = std::get<StoreSnapshot>(parsed);
+    CHECK(snapshot.seq_states == seqs);
+    CHECK(snapshot.last_ids.at("alice") == 2);
+    REQUIRE(snapshot.criteria.size() == 2);
+    const SavedCriterion& s = snapshot.criteria.front();
+    CHECK(s.request.match == r.match);
+    CHECK(s.request.match_text == r.match_text);
+    CHECK(s.request.delivery == r.delivery);
+    CHECK(s.request.md_intercept_id == r.md_intercept_id);
+    CHECK(s.request.input_interfaces == r.input_interfaces);
+    CHECK(s.request.extension_text == r.extension_text);
+    CHECK(s.request.send_async);
+    CHECK(s.request.priority == 4);
+    CHECK(s.total_remaining_ns == std::optional<uint64_t>(540 * kSecond));
+    CHECK(s.idle_remaining_ns == std::optional<uint64_t>(230 * kSecond));
+    CHECK(s.matched == MatchCounters{12, 1200});
+    CHECK(s.refresh_count == 1);
+
+    // The rebuild here compiles the saved match and keeps the saved destinations.
+    StoreFixture after;
+    const Instant restart = at(7);  // a new boot: an unrelated CLOCK_BOOTTIME
+    const RestoreReport report = after.store.restore(
+        snapshot, restart, [](const SavedCriterion& c) -> std::variant<Publication, std::string> {
+            const CompileResult compiled = compile(c.request.match);
+            if (!compiled.ok()) return std::string("no longer compiles");
+            return Publication{compiled.filters(), c.destinations, c.effective_priority};
+        });
+    CHECK(report.restored == 2);
+    CHECK(report.dropped.empty());
+    CHECK(after.plane.liveCount() == 2);
+    const Criterion& a = after.get("alice", 1);
+    const Criterion& b = before.get("alice", 1);
+    CHECK(a.publication.filters == b.publication.filters);
+    CHECK(a.publication.destinations == b.publication.destinations);
+    CHECK(a.publication.effective_priority == b.publication.effective_priority);
+    CHECK(after.store.matched(a) == MatchCounters{12, 1200});
+    CHECK(a.dropped == MatchCounters{1, 100});
+    CHECK(a.added == b.added);
+    CHECK(a.last_refresh == at(40).local);
+    CHECK(after.store.lifetime(a, restart.boottime_ns).remaining ==
+          before.store.lifetime(b, 100 * kSecond).remaining);
+    CHECK(after.maps.slot(a.slot.slot).expiry_ns == restart.boottime_ns + 540 * kSecond);
+    CHECK(after.store.findBySlot(a.slot.slot) == &a);
+    CHECK(after.get("bob", 1).isStatic());
+    CHECK(after.store.nextCriteriaId("alice") == 3);
+    CHECK(after.store.nextCriteriaId("bob") == 2);
+
+    // Restoring the same snapshot again keeps what exists.
+    const RestoreReport twice = after.store.restore(
+        snapshot, restart, [](const SavedCriterion&) -> std::variant<Publication, std::string> {
+            return std::string("not reached");
+        });
+    CHECK(twice.restored == 0);
+    CHECK(twice.dropped.size() == 2);
+    CHECK(after.store.size() == 2);
+}
+
+TEST_CASE("parseJson names the place of a malformed or foreign document") {
+    StoreFixture f;
+    f.add("alice", request("192.0.2.1", idle(60)), at(0));
+    json good = f.store.toJson(at(1), {});
+
+    auto errorOf = [](const json& document) {
+        const auto parsed = CriteriaStore::parseJson(document);
+        REQUIRE(std::holds_alternative<std::string>(parsed));
+        return std::get<std::string>(parsed);
+    };
+    json foreign = good;
+    foreign["format"] = "something-else";
+    CHECK(errorOf(foreign).rfind("/format:", 0) == 0);
+
+    json wide_priority = good;
+    wide_priority["criteria"][0]["request"]["priority"] = 300;
+    CHECK(errorOf(wide_priority).rfind("/criteria/0:", 0) == 0);
+
+    json bad_address = good;
+    bad_address["criteria"][0]["destinations"][0]["destination"] = "not-an-address";
+    CHECK(errorOf(bad_address).rfind("/criteria/0:", 0) == 0);
+
+    json negative = good;
+    negative["last_ids"]["alice"] = -1;
+    CHECK(errorOf(negative).rfind("/last_ids/alice:", 0) == 0);
+
+    CHECK(errorOf(json::array()) == "/: not a JSON object");
+}
+
+}  // namespace
+}  // namespace xtap::criteria

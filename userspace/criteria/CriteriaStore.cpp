@@ -1,0 +1,740 @@
+#include "criteria/CriteriaStore.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+
+namespace xtap::criteria {
+
+using dataplane::Address;
+using dataplane::Family;
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kNsPerSecond = 1'000'000'000;
+constexpr std::string_view kFormatName = "xtap-criteria";
+constexpr int kFormatVersion = 1;
+
+uint64_t saturatingSub(uint64_t a, uint64_t b) {
+    return a > b ? a - b : 0;
+}
+
+// Whole seconds, rounded up: only an exhausted limit shows 0.
+uint32_t secondsLeft(uint64_t ns) {
+    return static_cast<uint32_t>((ns + kNsPerSecond - 1) / kNsPerSecond);
+}
+
+MatchCounters operator+(const MatchCounters& a, const MatchCounters& b) {
+    return MatchCounters{a.packets + b.packets, a.bytes + b.bytes};
+}
+
+// A destination endpoint, for the 551 quota.
+using Endpoint = std::tuple<Family, Address, uint16_t>;
+
+Endpoint endpointOf(const ContentDestination& d) {
+    return {d.params.outer.family, d.params.outer.destination, d.params.outer.destination_port};
+}
+
+// --- JSON encoding of the value types ----------------------------------------------
+// Plain functions rather than nlohmann's to_json hooks: the DTCP types belong to
+// another namespace, and every field name stays visible here.
+
+const json& arrayOf(const json& j) {
+    if (!j.is_array()) throw std::invalid_argument("expected an array");
+    return j;
+}
+
+// Checked reads: nlohmann's get<uint8_t>() would wrap an out-of-range number.
+template <typename T>
+T number(const json& j) {
+    if (!j.is_number_unsigned()) throw std::invalid_argument("expected an unsigned integer");
+    const uint64_t value = j.get<uint64_t>();
+    if (value > std::numeric_limits<T>::max()) throw std::invalid_argument("number out of range");
+    return static_cast<T>(value);
+}
+
+template <typename T>
+std::vector<T> numbers(const json& j) {
+    std::vector<T> out;
+    for (const json& value : arrayOf(j)) out.push_back(number<T>(value));
+    return out;
+}
+
+std::string addressText(Family family, const Address& address) {
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family == Family::V4 ? AF_INET : AF_INET6, address.data(), text, sizeof text);
+    return text;
+}
+
+// Throws std::invalid_argument when `text` is not an address of `family`.
+Address addressFrom(Family family, const std::string& text) {
+    Address address{};
+    if (inet_pton(family == Family::V4 ? AF_INET : AF_INET6, text.c_str(), address.data()) != 1) {
+        throw std::invalid_argument("not an IPv" + std::to_string(static_cast<int>(family)) +
+                                    " address");
+    }
+    return address;
+}
+
+Family familyFrom(const json& j) {
+    const int value = j.get<int>();
+    if (value == 4) return Family::V4;
+    if (value == 6) return Family::V6;
+    throw std::invalid_argument("family must be 4 or 6");
+}
+
+// The DTCP timestamp format; dtcp's own formatter is in xtap_dtcp, which
+// xtap_criteria does not link.
+std::string timestampText(const dtcp::Timestamp& t) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%04u-%02u-%02u %02u:%02u:%02u.%03u", unsigned{t.year},
+                  unsigned{t.month}, unsigned{t.day}, unsigned{t.hour}, unsigned{t.minute},
+                  unsigned{t.second}, unsigned{t.millisecond});
+    return text;
+}
+
+dtcp::Timestamp timestampFrom(const std::string& text) {
+    unsigned year, month, day, hour, minute, second, millisecond;
+    char tail;
+    if (std::sscanf(text.c_str(), "%4u-%2u-%2u %2u:%2u:%2u.%3u%c", &year, &month, &day, &hour,
+                    &minute, &second, &millisecond, &tail) != 7 ||
+        month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+        throw std::invalid_argument("not a YYYY-MM-DD HH:MM:SS.mmm time");
+    }
+    return dtcp::Timestamp{static_cast<uint16_t>(year),       static_cast<uint8_t>(month),
+                           static_cast<uint8_t>(day),         static_cast<uint8_t>(hour),
+                           static_cast<uint8_t>(minute),      static_cast<uint8_t>(second),
+                           static_cast<uint16_t>(millisecond)};
+}
+
+json countersJson(const MatchCounters& c) {
+    return json{{"packets", c.packets}, {"bytes", c.bytes}};
+}
+
+MatchCounters countersFrom(const json& j) {
+    return MatchCounters{number<uint64_t>(j.at("packets")), number<uint64_t>(j.at("bytes"))};
+}
+
+json fieldsJson(const std::vector<dtcp::Field>& fields) {
+    json out = json::array();
+    for (const dtcp::Field& f : fields) out.push_back(json::array({f.name, f.value}));
+    return out;
+}
+
+std::vector<dtcp::Field> fieldsFrom(const json& j) {
+    std::vector<dtcp::Field> out;
+    for (const json& f : arrayOf(j)) {
+        out.push_back(dtcp::Field{f.at(0).get<std::string>(), f.at(1).get<std::string>()});
+    }
+    return out;
+}
+
+json timeoutsJson(const dtcp::Timeouts& t) {
+    json out = json::object();
+    if (t.idle_seconds) out["idle_seconds"] = *t.idle_seconds;
+    if (t.total_seconds) out["total_seconds"] = *t.total_seconds;
+    if (t.packets) out["packets"] = *t.packets;
+    if (t.bytes) out["bytes"] = *t.bytes;
+    return out;
+}
+
+dtcp::Timeouts timeoutsFrom(const json& j) {
+    dtcp::Timeouts t;
+    if (j.contains("idle_seconds")) t.idle_seconds = number<uint32_t>(j.at("idle_seconds"));
+    if (j.contains("total_seconds")) t.total_seconds = number<uint32_t>(j.at("total_seconds"));
+    if (j.contains("packets")) t.packets = number<uint32_t>(j.at("packets"));
+    if (j.contains("bytes")) t.bytes = number<uint64_t>(j.at("bytes"));
+    return t;
+}
+
+json addressEntriesJson(Family family, const std::vector<AddressEntry>& entries) {
+    json out = json::array();
+    for (const AddressEntry& e : entries) {
+        out.push_back({{"negated", e.negated},
+                       {"lo", addressText(family, e.lo)},
+                       {"hi", addressText(family, e.hi)}});
+    }
+    return out;
+}
+
+std::vector<AddressEntry> addressEntriesFrom(Family family, const json& j) {
+    std::vector<AddressEntry> out;
+    for (const json& e : arrayOf(j)) {
+        out.push_back(AddressEntry{e.at("negated").get<bool>(),
+                                   addressFrom(family, e.at("lo").get<std::string>()),
+                                   addressFrom(family, e.at("hi").get<std::string>())});
+    }
+    return out;
+}
+
+json numberEntriesJson(const std::vector<NumberEntry>& entries) {
+    json out = json::array();
+    for (const NumberEntry& e : entries) {
+        out.push_back({{"negated", e.negated}, {"lo", e.lo}, {"hi", e.hi}});
+    }
+    return out;
+}
+
+std::vector<NumberEntry> numberEntriesFrom(const json& j) {
+    std::vector<NumberEntry> out;
+    for (const json& e : arrayOf(j)) {
+        out.push_back(NumberEntry{e.at("negated").get<bool>(), number<uint64_t>(e.at("lo")),
+                                  number<uint64_t>(e.at("hi"))});
+    }
+    return out;
+}
+
+json matchJson(const MatchSpec& m) {
+    return json{{"family", static_cast<int>(m.family)},
+                {"src", addressEntriesJson(m.family, m.src)},
+                {"dst", addressEntriesJson(m.family, m.dst)},
+                {"proto", numberEntriesJson(m.proto)},
+                {"sport", numberEntriesJson(m.sport)},
+                {"dport", numberEntriesJson(m.dport)},
+                {"icmp_type", numberEntriesJson(m.icmp_type)},
+                {"icmp_code", numberEntriesJson(m.icmp_code)},
+                {"input_ifindexes", m.input_ifindexes}};
+}
+
+MatchSpec matchFrom(const json& j) {
+    MatchSpec m;
+    m.family = familyFrom(j.at("family"));
+    m.src = addressEntriesFrom(m.family, j.at("src"));
+    m.dst = addressEntriesFrom(m.family, j.at("dst"));
+    m.proto = numberEntriesFrom(j.at("proto"));
+    m.sport = numberEntriesFrom(j.at("sport"));
+    m.dport = numberEntriesFrom(j.at("dport"));
+    m.icmp_type = numberEntriesFrom(j.at("icmp_type"));
+    m.icmp_code = numberEntriesFrom(j.at("icmp_code"));
+    m.input_ifindexes = numbers<uint32_t>(j.at("input_ifindexes"));
+    return m;
+}
+
+json ipJson(const dtcp::IpAddress& a) {
+    return json{{"family", static_cast<int>(a.family)},
+                {"address", addressText(a.family, a.bytes)}};
+}
+
+dtcp::IpAddress ipFrom(const json& j) {
+    const Family family = familyFrom(j.at("family"));
+    return dtcp::IpAddress{family, addressFrom(family, j.at("address").get<std::string>())};
+}
+
+json requestJson(const dtcp::AddRequest& r) {
+    json j{{"cdest_ids", r.cdest_ids},
+           {"match", matchJson(r.match)},
+           {"match_text", fieldsJson(r.match_text)},
+           {"timeouts", timeoutsJson(r.timeouts)},
+           {"static", r.is_static},
+           {"send_async", r.send_async},
+           {"priority", r.priority},
+           {"input_interfaces", r.input_interfaces},
+           {"output_interfaces", r.output_interfaces},
+           {"extension_text", fieldsJson(r.extension_text)}};
+    if (r.delivery) {
+        json addresses = json::array();
+        for (const dtcp::IpAddress& a : r.delivery->dest_addresses) addresses.push_back(ipJson(a));
+        j["delivery"] = {{"dest_addresses", addresses},
+                         {"dest_ports", r.delivery->dest_ports},
+                         {"source_address", ipJson(r.delivery->source_address)},
+                         {"source_port", r.delivery->source_port},
+                         {"ttl", r.delivery->ttl}};
+    }
+    if (r.vrf_name) j["vrf_name"] = *r.vrf_name;
+    if (r.md_intercept_id) {
+        j["md_intercept_id"] = {{"hex", r.md_intercept_id->hex},
+                                {"low30", r.md_intercept_id->low30}};
+    }
+    return j;
+}
+
+dtcp::AddRequest requestFrom(const json& j) {
+    dtcp::AddRequest r;
+    r.cdest_ids = j.at("cdest_ids").get<std::vector<std::string>>();
+    r.match = matchFrom(j.at("match"));
+    r.match_text = fieldsFrom(j.at("match_text"));
+    r.timeouts = timeoutsFrom(j.at("timeouts"));
+    r.is_static = j.at("static").get<bool>();
+    r.send_async = j.at("send_async").get<bool>();
+    r.priority = number<uint8_t>(j.at("priority"));
+    r.input_interfaces = j.at("input_interfaces").get<std::vector<std::string>>();
+    r.output_interfaces = j.at("output_interfaces").get<std::vector<std::string>>();
+    r.extension_text = fieldsFrom(j.at("extension_text"));
+    if (j.contains("delivery")) {
+        const json& d = j.at("delivery");
+        dtcp::DeliverySet set;
+        for (const json& a : arrayOf(d.at("dest_addresses")))
+            set.dest_addresses.push_back(ipFrom(a));
+        set.dest_ports = numbers<uint16_t>(d.at("dest_ports"));
+        set.source_address = ipFrom(d.at("source_address"));
+        set.source_port = number<uint16_t>(d.at("source_port"));
+        set.ttl = number<uint8_t>(d.at("ttl"));
+        r.delivery = std::move(set);
+    }
+    if (j.contains("vrf_name")) r.vrf_name = j.at("vrf_name").get<std::string>();
+    if (j.contains("md_intercept_id")) {
+        const json& m = j.at("md_intercept_id");
+        r.md_intercept_id =
+            dtcp::MdInterceptId{m.at("hex").get<std::string>(), number<uint32_t>(m.at("low30"))};
+    }
+    return r;
+}
+
+json destinationJson(const ContentDestination& d) {
+    const delivery::OuterHeader& o = d.params.outer;
+    const delivery::Encapsulation& e = d.params.encapsulation;
+    return json{{"cdest_id", d.cdest_id},
+                {"family", static_cast<int>(o.family)},
+                {"source", addressText(o.family, o.source)},
+                {"source_port", o.source_port},
+                {"destination", addressText(o.family, o.destination)},
+                {"destination_port", o.destination_port},
+                {"ttl", o.ttl},
+                {"format", e.format == delivery::Format::Jmirror ? "jmirror" : "flowtap"},
+                {"intercept_id", e.intercept_id},
+                {"session_id", e.session_id},
+                {"cleartext", d.cleartext}};
+}
+
+ContentDestination destinationFrom(const json& j) {
+    ContentDestination d;
+    d.cdest_id = j.at("cdest_id").get<std::string>();
+    delivery::OuterHeader& o = d.params.outer;
+    o.family = familyFrom(j.at("family"));
+    o.source = addressFrom(o.family, j.at("source").get<std::string>());
+    o.source_port = number<uint16_t>(j.at("source_port"));
+    o.destination = addressFrom(o.family, j.at("destination").get<std::string>());
+    o.destination_port = number<uint16_t>(j.at("destination_port"));
+    o.ttl = number<uint8_t>(j.at("ttl"));
+    const std::string format = j.at("format").get<std::string>();
+    if (format != "flowtap" && format != "jmirror") {
+        throw std::invalid_argument("format must be flowtap or jmirror");
+    }
+    d.params.encapsulation.format =
+        format == "jmirror" ? delivery::Format::Jmirror : delivery::Format::Flowtap;
+    d.params.encapsulation.intercept_id = number<uint32_t>(j.at("intercept_id"));
+    d.params.encapsulation.session_id = number<uint32_t>(j.at("session_id"));
+    d.cleartext = j.at("cleartext").get<bool>();
+    return d;
+}
+
+json seqStateJson(const dtcp::SeqWindowState& s) {
+    return json{
+        {"has_baseline", s.has_baseline}, {"highest", s.highest}, {"seen_below", s.seen_below}};
+}
+
+dtcp::SeqWindowState seqStateFrom(const json& j) {
+    dtcp::SeqWindowState s;
+    s.has_baseline = j.at("has_baseline").get<bool>();
+    s.highest = number<uint64_t>(j.at("highest"));
+    const std::vector<uint64_t> seen = numbers<uint64_t>(j.at("seen_below"));
+    if (seen.size() != s.seen_below.size()) throw std::invalid_argument("seen_below needs 4 words");
+    std::copy(seen.begin(), seen.end(), s.seen_below.begin());
+    return s;
+}
+
+SavedCriterion savedFrom(const json& j) {
+    SavedCriterion s;
+    s.key = CriterionKey{j.at("user").get<std::string>(), number<uint32_t>(j.at("id"))};
+    if (s.key.user.empty() || s.key.id == 0) throw std::invalid_argument("no user or ID 0");
+    s.request = requestFrom(j.at("request"));
+    s.client_address = j.at("client_address").get<std::string>();
+    for (const json& d : arrayOf(j.at("destinations")))
+        s.destinations.push_back(destinationFrom(d));
+    s.effective_priority = number<uint16_t>(j.at("effective_priority"));
+    s.limits = timeoutsFrom(j.at("limits"));
+    s.added = timestampFrom(j.at("added").get<std::string>());
+    s.refresh_count = number<uint64_t>(j.at("refresh_count"));
+    s.last_refresh = timestampFrom(j.at("last_refresh").get<std::string>());
+    if (j.contains("total_remaining_ns")) {
+        s.total_remaining_ns = number<uint64_t>(j.at("total_remaining_ns"));
+    }
+    if (j.contains("idle_remaining_ns")) {
+        s.idle_remaining_ns = number<uint64_t>(j.at("idle_remaining_ns"));
+    }
+    s.matched = countersFrom(j.at("matched"));
+    s.counted_at_refresh = countersFrom(j.at("counted_at_refresh"));
+    s.dropped = countersFrom(j.at("dropped"));
+    return s;
+}
+
+}  // namespace
+
+// --- lifetime ------------------------------------------------------------------------
+
+Lifetime lifetimeOf(const Criterion& c, const MatchCounters& matched, uint64_t now_ns) {
+    Lifetime out;
+    if (c.isStatic()) return out;  // timeouts are ignored
+    auto expire = [&out](TimeoutKind kind) {
+        if (!out.expired_by) out.expired_by = kind;
+    };
+    const dtcp::Timeouts& limits = c.limits;
+    if (limits.idle_seconds) {
+        out.remaining.idle_seconds = secondsLeft(saturatingSub(c.idle_deadline_ns, now_ns));
+        if (now_ns >= c.idle_deadline_ns) expire(TimeoutKind::Idle);
+    }
+    if (limits.total_seconds) {
+        out.remaining.total_seconds = secondsLeft(saturatingSub(c.total_deadline_ns, now_ns));
+        if (now_ns >= c.total_deadline_ns) expire(TimeoutKind::Total);
+    }
+    if (limits.packets) {
+        const uint64_t counted = saturatingSub(matched.packets, c.counted_at_refresh.packets);
+        out.remaining.packets = static_cast<uint32_t>(saturatingSub(*limits.packets, counted));
+        if (*out.remaining.packets == 0) expire(TimeoutKind::Packets);
+    }
+    if (limits.bytes) {
+        const uint64_t counted = saturatingSub(matched.bytes, c.counted_at_refresh.bytes);
+        out.remaining.bytes = saturatingSub(*limits.bytes, counted);
+        if (*out.remaining.bytes == 0) expire(TimeoutKind::Bytes);
+    }
+    return out;
+}
+
+// --- the store -----------------------------------------------------------------------
+
+CriteriaStore::CriteriaStore(dataplane::DataPlane& data_plane, StoreLimits limits)
+    : data_plane_(data_plane), limits_(limits) {}
+
+uint32_t CriteriaStore::nextCriteriaId(std::string_view user) const {
+    const auto it = users_.find(user);
+    const uint32_t last = it == users_.end() ? 0 : it->second.last_id;
+    return last == std::numeric_limits<uint32_t>::max() ? 0 : last + 1;
+}
+
+Criterion* CriteriaStore::findMutable(const CriterionKey& key) {
+    const auto user = users_.find(key.user);
+    if (user == users_.end()) return nullptr;
+    const auto it = user->second.criteria.find(key.id);
+    return it == user->second.criteria.end() ? nullptr : &it->second;
+}
+
+const Criterion* CriteriaStore::find(const CriterionKey& key) const {
+    return const_cast<CriteriaStore*>(this)->findMutable(key);
+}
+
+const Criterion* CriteriaStore::findBySlot(uint32_t slot) const {
+    const auto it = by_slot_.find(slot);
+    return it == by_slot_.end() ? nullptr : it->second;
+}
+
+std::vector<uint32_t> CriteriaStore::idsOf(std::string_view user) const {
+    std::vector<uint32_t> ids;
+    const auto it = users_.find(user);
+    if (it == users_.end()) return ids;
+    for (const auto& [id, c] : it->second.criteria) ids.push_back(id);
+    return ids;
+}
+
+std::vector<CriterionKey> CriteriaStore::keys() const {
+    std::vector<CriterionKey> out;
+    for (const auto& [user, u] : users_) {
+        for (const auto& [id, c] : u.criteria) out.push_back(c.key);
+    }
+    return out;
+}
+
+size_t CriteriaStore::countOf(std::string_view user) const {
+    const auto it = users_.find(user);
+    return it == users_.end() ? 0 : it->second.criteria.size();
+}
+
+size_t CriteriaStore::destinationCountOf(std::string_view user) const {
+    std::set<Endpoint> endpoints;
+    const auto it = users_.find(user);
+    if (it == users_.end()) return 0;
+    for (const auto& [id, c] : it->second.criteria) {
+        for (const ContentDestination& d : c.publication.destinations) {
+            endpoints.insert(endpointOf(d));
+        }
+    }
+    return endpoints.size();
+}
+
+MatchCounters CriteriaStore::matched(const Criterion& c) const {
+    const dataplane::SlotCounters now = data_plane_.counters(c.slot);
+    return c.baseline + MatchCounters{now.packets, now.bytes};
+}
+
+Lifetime CriteriaStore::lifetime(const Criterion& c, uint64_t now_ns) const {
+    return lifetimeOf(c, matched(c), now_ns);
+}
+
+std::variant<dataplane::SlotRef, AddRefusal> CriteriaStore::publish(
+    const std::vector<dataplane::Filter>& filters, const Criterion& c) {
+    // Static criteria never expire, in the classifier either.
+    const dataplane::FilterSet set{filters, c.publication.effective_priority,
+                                   c.isStatic() ? 0 : c.total_deadline_ns};
+    const dataplane::PublishResult result = data_plane_.publish(set);
+    if (const auto* error = std::get_if<dataplane::PublishError>(&result)) {
+        return error->kind == dataplane::PublishError::Kind::InvalidFilter
+                   ? AddRefusal::ClassifierRefused
+                   : AddRefusal::ClassifierFull;
+    }
+    return std::get<dataplane::SlotRef>(result);
+}
+
+AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const Instant& now) {
+    const uint32_t id = nextCriteriaId(added.user);
+    if (id == 0) return AddRefusal::IdsExhausted;
+    if (countOf(added.user) >= quota.max_criteria) return AddRefusal::UserCriteriaQuota;
+    if (total_ >= limits_.max_total_criteria) return AddRefusal::TotalCriteriaQuota;
+
+    std::set<Endpoint> endpoints;
+    if (const auto it = users_.find(added.user); it != users_.end()) {
+        for (const auto& [other_id, c] : it->second.criteria) {
+            for (const ContentDestination& d : c.publication.destinations) {
+                endpoints.insert(endpointOf(d));
+            }
+        }
+    }
+    for (const ContentDestination& d : added.publication.destinations) {
+        endpoints.insert(endpointOf(d));
+    }
+    if (endpoints.size() > quota.max_content_destinations) return AddRefusal::DestinationQuota;
+
+    Criterion c;
+    c.key = CriterionKey{added.user, id};
+    c.request = std::move(added.request);
+    c.client_address = std::move(added.client_address);
+    c.publication = std::move(added.publication);
+    c.limits = c.request.timeouts;
+    c.added = now.local;
+    c.last_refresh = now.local;
+    if (c.limits.idle_seconds) {
+        c.idle_deadline_ns = now.boottime_ns + uint64_t{*c.limits.idle_seconds} * kNsPerSecond;
+    }
+    if (!c.isStatic() && c.limits.total_seconds) {
+        c.total_deadline_ns = now.boottime_ns + uint64_t{*c.limits.total_seconds} * kNsPerSecond;
+    }
+    const auto published = publish(c.publication.filters, c);
+    if (const auto* refused = std::get_if<AddRefusal>(&published)) return *refused;
+    c.slot = std::get<dataplane::SlotRef>(published);
+
+    UserCriteria& user = users_[c.key.user];
+    user.last_id = id;
+    Criterion& stored = user.criteria.emplace(id, std::move(c)).first->second;
+    index(stored);
+    ++total_;
+    return id;
+}
+
+bool CriteriaStore::remove(const CriterionKey& key) {
+    const auto user = users_.find(key.user);
+    if (user == users_.end()) return false;
+    const auto it = user->second.criteria.find(key.id);
+    if (it == user->second.criteria.end()) return false;
+    data_plane_.withdraw(it->second.slot);
+    by_slot_.erase(it->second.slot.slot);
+    user->second.criteria.erase(it);  // the user entry stays: it holds the ID counter
+    --total_;
+    return true;
+}
+
+void CriteriaStore::observe(uint64_t now_ns) {
+    for (auto& [user, u] : users_) {
+        for (auto& [id, c] : u.criteria) {
+            const uint64_t packets = matched(c).packets;
+            if (packets == c.last_seen_packets) continue;
+            c.last_seen_packets = packets;
+            if (c.limits.idle_seconds) {
+                c.idle_deadline_ns = now_ns + uint64_t{*c.limits.idle_seconds} * kNsPerSecond;
+            }
+        }
+    }
+}
+
+bool CriteriaStore::refresh(const CriterionKey& key, const dtcp::Timeouts& limits,
+                            const Instant& now) {
+    Criterion* c = findMutable(key);
+    if (!c || c->isStatic()) return false;
+    const MatchCounters counted = matched(*c);
+    if (limits.idle_seconds) {
+        c->limits.idle_seconds = limits.idle_seconds;
+        c->idle_deadline_ns = now.boottime_ns + uint64_t{*limits.idle_seconds} * kNsPerSecond;
+    }
+    if (limits.total_seconds) {
+        c->limits.total_seconds = limits.total_seconds;
+        c->total_deadline_ns = now.boottime_ns + uint64_t{*limits.total_seconds} * kNsPerSecond;
+        data_plane_.setExpiry(c->slot, c->total_deadline_ns);
+    }
+    if (limits.packets) {
+        c->limits.packets = limits.packets;
+        c->counted_at_refresh.packets = counted.packets;
+    }
+    if (limits.bytes) {
+        c->limits.bytes = limits.bytes;
+        c->counted_at_refresh.bytes = counted.bytes;
+    }
+    ++c->refresh_count;
+    c->last_refresh = now.local;
+    return true;
+}
+
+bool CriteriaStore::republish(const CriterionKey& key, std::vector<dataplane::Filter> filters) {
+    Criterion* c = findMutable(key);
+    if (!c) return false;
+    const auto published = publish(filters, *c);
+    if (std::holds_alternative<AddRefusal>(published)) return false;
+
+    // The old slot's counts move into the baseline before it goes.
+    const dataplane::SlotCounters old = data_plane_.counters(c->slot);
+    c->baseline = c->baseline + MatchCounters{old.packets, old.bytes};
+    data_plane_.withdraw(c->slot);
+    by_slot_.erase(c->slot.slot);
+    c->slot = std::get<dataplane::SlotRef>(published);
+    c->publication.filters = std::move(filters);
+    index(*c);
+    return true;
+}
+
+void CriteriaStore::addDropped(uint32_t slot, uint64_t packets, uint64_t bytes) {
+    const auto it = by_slot_.find(slot);
+    if (it == by_slot_.end()) return;
+    it->second->dropped.packets += packets;
+    it->second->dropped.bytes += bytes;
+}
+
+// --- persistence ---------------------------------------------------------------------
+
+json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) const {
+    json last_ids = json::object();
+    json criteria = json::array();
+    for (const auto& [user, u] : users_) {
+        last_ids[user] = u.last_id;
+        for (const auto& [id, c] : u.criteria) {
+            json destinations = json::array();
+            for (const ContentDestination& d : c.publication.destinations) {
+                destinations.push_back(destinationJson(d));
+            }
+            json entry{{"user", user},
+                       {"id", id},
+                       {"request", requestJson(c.request)},
+                       {"client_address", c.client_address},
+                       {"destinations", destinations},
+                       {"effective_priority", c.publication.effective_priority},
+                       {"limits", timeoutsJson(c.limits)},
+                       {"added", timestampText(c.added)},
+                       {"refresh_count", c.refresh_count},
+                       {"last_refresh", timestampText(c.last_refresh)},
+                       {"matched", countersJson(matched(c))},
+                       {"counted_at_refresh", countersJson(c.counted_at_refresh)},
+                       {"dropped", countersJson(c.dropped)}};
+            if (c.total_deadline_ns != 0) {
+                entry["total_remaining_ns"] = saturatingSub(c.total_deadline_ns, now.boottime_ns);
+            }
+            if (c.limits.idle_seconds) {
+                entry["idle_remaining_ns"] = saturatingSub(c.idle_deadline_ns, now.boottime_ns);
+            }
+            criteria.push_back(std::move(entry));
+        }
+    }
+    json seq = json::object();
+    for (const auto& [user, state] : seq_states) seq[user] = seqStateJson(state);
+    return json{{"format", kFormatName},
+                {"version", kFormatVersion},
+                {"last_ids", last_ids},
+                {"seq_states", seq},
+                {"criteria", criteria}};
+}
+
+std::variant<StoreSnapshot, std::string> CriteriaStore::parseJson(const json& document) {
+    std::string where = "/";
+    try {
+        if (!document.is_object()) return std::string("/: not a JSON object");
+        where = "/format";
+        if (document.at("format").get<std::string>() != kFormatName) {
+            return where + ": not an xtap criteria file";
+        }
+        where = "/version";
+        if (document.at("version").get<int>() != kFormatVersion) {
+            return where + ": unsupported version";
+        }
+        StoreSnapshot snapshot;
+        for (const auto& [user, last] : document.at("last_ids").items()) {
+            where = "/last_ids/" + user;
+            snapshot.last_ids[user] = number<uint32_t>(last);
+        }
+        for (const auto& [user, state] : document.at("seq_states").items()) {
+            where = "/seq_states/" + user;
+            snapshot.seq_states[user] = seqStateFrom(state);
+        }
+        const json& criteria = arrayOf(document.at("criteria"));
+        for (size_t i = 0; i < criteria.size(); ++i) {
+            where = "/criteria/" + std::to_string(i);
+            snapshot.criteria.push_back(savedFrom(criteria.at(i)));
+        }
+        return snapshot;
+    } catch (const std::exception& e) {
+        // nlohmann's messages name keys and types, never values.
+        return where + ": " + e.what();
+    }
+}
+
+RestoreReport CriteriaStore::restore(const StoreSnapshot& snapshot, const Instant& now,
+                                     const RestoreRebuild& rebuild) {
+    RestoreReport report;
+    for (const auto& [user, last] : snapshot.last_ids) {
+        UserCriteria& u = users_[user];
+        u.last_id = std::max(u.last_id, last);
+    }
+    for (const SavedCriterion& saved : snapshot.criteria) {
+        auto drop = [&](std::string reason) {
+            report.dropped.push_back({saved.key, std::move(reason)});
+        };
+        if (find(saved.key)) {
+            drop("a criterion with this ID exists");
+            continue;
+        }
+        if (total_ >= limits_.max_total_criteria) {
+            drop("the data plane's capacity is reached");
+            continue;
+        }
+        auto rebuilt = rebuild(saved);
+        if (auto* reason = std::get_if<std::string>(&rebuilt)) {
+            drop(std::move(*reason));
+            continue;
+        }
+        Criterion c;
+        c.key = saved.key;
+        c.request = saved.request;
+        c.client_address = saved.client_address;
+        c.publication = std::move(std::get<Publication>(rebuilt));
+        c.limits = saved.limits;
+        c.added = saved.added;
+        c.refresh_count = saved.refresh_count;
+        c.last_refresh = saved.last_refresh;
+        if (saved.total_remaining_ns) {
+            c.total_deadline_ns = now.boottime_ns + *saved.total_remaining_ns;
+        }
+        if (saved.idle_remaining_ns)
+            c.idle_deadline_ns = now.boottime_ns + *saved.idle_remaining_ns;
+        c.baseline = saved.matched;
+        c.last_seen_packets = saved.matched.packets;
+        c.counted_at_refresh = saved.counted_at_refresh;
+        c.dropped = saved.dropped;
+        const auto published = publish(c.publication.filters, c);
+        if (const auto* refused = std::get_if<AddRefusal>(&published)) {
+            drop(*refused == AddRefusal::ClassifierFull ? "the data plane has no room"
+                                                        : "the data plane refused the filters");
+            continue;
+        }
+        c.slot = std::get<dataplane::SlotRef>(published);
+        UserCriteria& user = users_[c.key.user];
+        user.last_id = std::max(user.last_id, c.key.id);
+        Criterion& stored = user.criteria.emplace(c.key.id, std::move(c)).first->second;
+        index(stored);
+        ++total_;
+        ++report.restored;
+    }
+    return report;
+}
+
+}  // namespace xtap::criteria

@@ -1,0 +1,261 @@
+// CriteriaStore: the live DTCP criteria of every client, keyed by (user,
+// Criteria-ID) (dtcp.md §10). It allocates Criteria-IDs per user from a
+// counter that only grows, enforces the quotas (550, 551), publishes each
+// criterion through the DataPlane as one FilterSet, keeps what LIST, REFRESH,
+// the timeouts and the delivery path need, and saves itself as JSON values.
+//
+// Pure: no clock reads (times are passed in), no I/O, no threads. It holds the
+// DTCP request types as plain data and calls no xtap_dtcp function, because
+// xtap_dtcp links xtap_criteria and not the other way round.
+#pragma once
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "dataplane/DataPlane.h"
+#include "dataplane/Filter.h"
+#include "delivery/DeliveryParams.h"
+#include "dtcp/Requests.h"
+#include "dtcp/SeqWindow.h"
+#include "dtcp/Timestamp.h"
+
+namespace xtap::criteria {
+
+// One moment on the two clocks the store needs: CLOCK_BOOTTIME for deadlines
+// (the classifier's clock) and local wall time for DTCP Timestamps.
+struct Instant {
+    uint64_t boottime_ns = 0;
+    dtcp::Timestamp local;
+};
+
+struct CriterionKey {
+    std::string user;
+    uint32_t id = 0;
+    auto operator<=>(const CriterionKey&) const = default;
+};
+
+// Where the copies of a criterion go.
+struct ContentDestination {
+    // The client's label (with the X-JTap-Cdest-* set) or the configured
+    // destination it names.
+    std::string cdest_id;
+    delivery::DeliveryParams params;
+    // Allowed through the operator's cleartext list rather than an IPsec tunnel.
+    bool cleartext = false;
+    bool operator==(const ContentDestination&) const = default;
+};
+
+// What the data plane and the delivery path get for one criterion. The
+// controller builds it from the request (resolving interfaces and
+// destinations), at ADD and again on restore.
+struct Publication {
+    std::vector<dataplane::Filter> filters;
+    std::vector<ContentDestination> destinations;  // 1 or 2
+    uint16_t effective_priority = 1;               // Priority + the user's minimum_priority
+};
+
+struct MatchCounters {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    bool operator==(const MatchCounters&) const = default;
+};
+
+struct Criterion {
+    CriterionKey key;
+    dtcp::AddRequest request;    // as received: LIST echoes it, persistence keeps it
+    std::string client_address;  // Csource-Address: the client that added it
+    Publication publication;
+    dataplane::SlotRef slot;
+
+    // The limits in force: the ADD's, each replaced by a REFRESH that gives it.
+    dtcp::Timeouts limits;
+    dtcp::Timestamp added;  // wall time of the ADD
+    uint64_t refresh_count = 0;
+    dtcp::Timestamp last_refresh;  // the ADD time until a REFRESH
+
+    // Lifetime bookkeeping, in CLOCK_BOOTTIME ns.
+    uint64_t total_deadline_ns = 0;  // 0: no Timeout-Total (also the data-plane expiry)
+    // With Timeout-Idle: moved on at the ADD, an idle REFRESH, and whenever the
+    // packet count was seen moving.
+    uint64_t idle_deadline_ns = 0;
+    uint64_t last_seen_packets = 0;  // matched packets at the last observation
+    // Timeout-Packets / Timeout-Bytes count the traffic after these.
+    MatchCounters counted_at_refresh;
+
+    // Matched = baseline + the counters of the current slot, which start at 0
+    // on each publication (restore, VRF change).
+    MatchCounters baseline;
+    MatchCounters dropped;  // copies the delivery path could not send
+
+    bool isStatic() const { return request.is_static; }
+    bool sendAsync() const { return request.send_async; }
+};
+
+enum class TimeoutKind : uint8_t { Idle, Total, Packets, Bytes };
+
+struct Lifetime {
+    dtcp::Timeouts remaining;  // one value per limit in force; none for Static
+    std::optional<TimeoutKind> expired_by;
+};
+
+struct StoreLimits {
+    // The global total: the data plane's slot capacity.
+    size_t max_total_criteria = XTAP_DEFAULT_SLOTS;
+};
+
+struct UserQuota {
+    uint32_t max_criteria = 3000;
+    // Distinct destination endpoints (address, port) over the user's criteria.
+    uint32_t max_content_destinations = 16;
+};
+
+struct NewCriterion {
+    std::string user;
+    dtcp::AddRequest request;
+    std::string client_address;
+    Publication publication;
+};
+
+enum class AddRefusal : uint8_t {
+    UserCriteriaQuota,   // 550: the user's max_criteria
+    TotalCriteriaQuota,  // 550: the data plane's capacity
+    IdsExhausted,        // 550: every Criteria-ID of the user was used once
+    DestinationQuota,    // 551
+    ClassifierFull,      // 550: the data plane has no room for the filters
+    ClassifierRefused,   // 500: the data plane refused the filters as invalid
+};
+
+using AddResult = std::variant<uint32_t, AddRefusal>;
+
+// The per-user Seq windows the controller keeps across connections; the store
+// only carries them through persistence.
+using SeqStates = std::map<std::string, dtcp::SeqWindowState, std::less<>>;
+
+// A criterion as saved: times relative to the save, counters as totals.
+struct SavedCriterion {
+    CriterionKey key;
+    dtcp::AddRequest request;
+    std::string client_address;
+    std::vector<ContentDestination> destinations;
+    uint16_t effective_priority = 1;
+    dtcp::Timeouts limits;
+    dtcp::Timestamp added;
+    uint64_t refresh_count = 0;
+    dtcp::Timestamp last_refresh;
+    std::optional<uint64_t> total_remaining_ns;  // with Timeout-Total
+    std::optional<uint64_t> idle_remaining_ns;   // with Timeout-Idle
+    MatchCounters matched;
+    MatchCounters counted_at_refresh;
+    MatchCounters dropped;
+};
+
+struct StoreSnapshot {
+    std::map<std::string, uint32_t, std::less<>> last_ids;  // per user: the highest ID allocated
+    std::vector<SavedCriterion> criteria;
+    SeqStates seq_states;
+};
+
+// Builds the publication of a saved criterion against the current
+// configuration, or says why it cannot be restored (no targets in the text).
+using RestoreRebuild = std::function<std::variant<Publication, std::string>(const SavedCriterion&)>;
+
+struct RestoreReport {
+    struct Dropped {
+        CriterionKey key;
+        std::string reason;
+    };
+    size_t restored = 0;
+    std::vector<Dropped> dropped;
+};
+
+// Seconds left and expiry of `c` given its matched counters, at `now_ns`.
+// Remaining times round up, so 0 means expired. Static criteria never expire.
+Lifetime lifetimeOf(const Criterion& c, const MatchCounters& matched, uint64_t now_ns);
+
+class CriteriaStore {
+  public:
+    CriteriaStore(dataplane::DataPlane& data_plane, StoreLimits limits = {});
+    CriteriaStore(const CriteriaStore&) = delete;
+    CriteriaStore& operator=(const CriteriaStore&) = delete;
+
+    // The ID the next add() for `user` allocates; 0 when the user has used
+    // every N32 value.
+    uint32_t nextCriteriaId(std::string_view user) const;
+
+    // Checks the quotas, publishes and keeps the criterion under the ID
+    // nextCriteriaId() named. A refused ADD allocates nothing.
+    AddResult add(NewCriterion criterion, const UserQuota& quota, const Instant& now);
+    // Withdraws and forgets it; false when there is no such criterion.
+    bool remove(const CriterionKey& key);
+
+    const Criterion* find(const CriterionKey& key) const;
+    // For the delivery path: the copy metadata names slots.
+    const Criterion* findBySlot(uint32_t slot) const;
+    std::vector<uint32_t> idsOf(std::string_view user) const;  // ascending
+    std::vector<CriterionKey> keys() const;                    // by user, then ID
+    size_t size() const { return total_; }
+    size_t countOf(std::string_view user) const;
+    size_t destinationCountOf(std::string_view user) const;
+
+    // Everything counted since the ADD.
+    MatchCounters matched(const Criterion& c) const;
+    Lifetime lifetime(const Criterion& c, uint64_t now_ns) const;
+
+    // Reads every criterion's counters: one whose packet count moved was
+    // active now (Timeout-Idle). Call before lifetime() checks and LIST.
+    void observe(uint64_t now_ns);
+
+    // The given limits replace the remaining time (dtcp.md §5 REFRESH); the
+    // others stay. False for an unknown or Static criterion (left unchanged).
+    bool refresh(const CriterionKey& key, const dtcp::Timeouts& limits, const Instant& now);
+
+    // New filters for a criterion (its VRF's members changed): published
+    // first, then the old slot goes; counters carry over. False when the data
+    // plane refuses them (the old filters stay).
+    bool republish(const CriterionKey& key, std::vector<dataplane::Filter> filters);
+
+    // Copies the delivery path could not send; unknown slots are ignored.
+    void addDropped(uint32_t slot, uint64_t packets, uint64_t bytes);
+
+    // --- persistence -------------------------------------------------------------
+    nlohmann::json toJson(const Instant& now, const SeqStates& seq_states) const;
+    // Reads what toJson wrote; an error names the JSON pointer at fault.
+    static std::variant<StoreSnapshot, std::string> parseJson(const nlohmann::json& document);
+    // Republishes the saved criteria under their IDs (the rebuild decides what
+    // each publishes) and raises the ID counters to at least the saved ones.
+    // Times continue from the saved remaining times: the time xtapd was down
+    // is not counted, since CLOCK_BOOTTIME does not survive a reboot.
+    RestoreReport restore(const StoreSnapshot& snapshot, const Instant& now,
+                          const RestoreRebuild& rebuild);
+
+  private:
+    struct UserCriteria {
+        uint32_t last_id = 0;  // only grows: IDs are never reused
+        std::map<uint32_t, Criterion> criteria;
+    };
+
+    Criterion* findMutable(const CriterionKey& key);
+    // Publishes `filters` with c's priority and deadline; changes nothing in c.
+    std::variant<dataplane::SlotRef, AddRefusal> publish(
+        const std::vector<dataplane::Filter>& filters, const Criterion& c);
+    void index(Criterion& c) { by_slot_[c.slot.slot] = &c; }
+
+    dataplane::DataPlane& data_plane_;
+    StoreLimits limits_;
+    std::map<std::string, UserCriteria, std::less<>> users_;
+    std::unordered_map<uint32_t, Criterion*> by_slot_;
+    size_t total_ = 0;
+};
+
+}  // namespace xtap::criteria
