@@ -92,8 +92,8 @@ class EchoEndpoint : public DtcpEndpoint {
         }
         const UserKeys keys = keysOf(info.user);
         const Timestamp now = nowTimestamp();
-        DecodeOutcome outcome = decodeRequest(message_bytes, info.user, keys.request_key,
-                                              state->seq_window);
+        DecodeOutcome outcome =
+            decodeRequest(message_bytes, info.user, keys.request_key, state->seq_window);
         if (auto* discard = std::get_if<Discard>(&outcome)) {
             audit(info, *discard);
             if (++state->consecutive_discards >= kDiscardsBeforeClose && server_) {
@@ -145,7 +145,8 @@ class EchoEndpoint : public DtcpEndpoint {
         if (!audit_) return;
         const Timestamp now = nowTimestamp();
         audit_ << formatTimestamp(now) << " discard code=" << codeNumber(auditCode(discard.reason))
-               << " user=" << info.user << " peer=" << formatEndpoint(info.peer_address, info.peer_port)
+               << " user=" << info.user
+               << " peer=" << formatEndpoint(info.peer_address, info.peer_port)
                << " session=" << info.session_id << " channel=" << info.channel_id;
         if (discard.seq) audit_ << " seq=" << *discard.seq;
         if (discard.seq_verdict) audit_ << " verdict=" << describe(*discard.seq_verdict);

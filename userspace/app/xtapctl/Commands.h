@@ -1,0 +1,13 @@
+// xtapctl subcommands: each file registers its own on the CLI11 app, and
+// returns the exit code through the callback it installs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace xtap::ctl {
+
+// Each register function adds a subcommand; `exit_code` receives the result.
+void registerDtcpCommands(CLI::App& app, int& exit_code);     // xtapctl dtcp ...
+void registerReceiveCommand(CLI::App& app, int& exit_code);   // xtapctl receive
+
+}  // namespace xtap::ctl
