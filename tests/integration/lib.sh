@@ -9,6 +9,7 @@ TAG="xt$$"
 WORK=$(mktemp -d "/tmp/xtap-test.XXXXXX")
 NAMESPACES=()
 PIDS=()
+MOUNTS=()
 
 fail() {
     echo "FAIL: $*" >&2
@@ -39,6 +40,7 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done
     if [[ $rc -ne 0 ]]; then
         echo "test failed (rc=$rc); work directory kept: $WORK" >&2
     else
@@ -87,6 +89,14 @@ wait_for() {
         ((SECONDS < deadline)) || return 1
         sleep 0.1
     done
+}
+
+# A private bpffs under the work directory: pinned maps that outlive one
+# process (ip netns exec hides /sys/fs/bpf), removed on exit.
+private_bpffs() {
+    mkdir -p "$WORK/bpffs"
+    mount -t bpf bpf "$WORK/bpffs"
+    MOUNTS+=("$WORK/bpffs")
 }
 
 # Sender-side offloads off, so frames on the wire are what the stack sent.

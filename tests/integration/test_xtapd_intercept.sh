@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# xtapd end to end, without IPsec (the MD's prefix is a configured cleartext
+# destination, as in a lab):
+#   tgt (target 198.18.1.2, 2001:db8:1::2) -- r0 [rtr: xtapd] r1 -- inet (web server)
+#                                              r2 -- md (mediation device)
+# The MD tasks xtapd over DTCP with the real OpenSSH client; the target
+# downloads a 5 MB file over HTTP, IPv4 and IPv6; the MD rebuilds the file
+# from the copies and its SHA-256 must equal the original's. Bystander traffic
+# gives no copy; LIST counters agree with the copies; DELETE stops copying.
+source "$(dirname "$0")/lib.sh"
+require_root
+XTAPD="$BUILD_DIR/xtapd"
+COPYTOOL="$SOURCE_DIR/tests/integration/copytool.py"
+[[ -x "$XTAPD" ]] || fail "build first: $XTAPD missing"
+command -v ssh >/dev/null || fail "OpenSSH client missing: run scripts/bootstrap"
+
+TGT="${TAG}tgt" RTR="${TAG}rtr" NET="${TAG}net" MD="${TAG}md"
+for ns in "$TGT" "$RTR" "$NET" "$MD"; do netns_add "$ns"; done
+ip link add t0 netns "$TGT" type veth peer name r0 netns "$RTR"
+ip link add i0 netns "$NET" type veth peer name r1 netns "$RTR"
+ip link add m0 netns "$MD" type veth peer name r2 netns "$RTR"
+in_ns "$TGT" ip addr add 198.18.1.2/24 dev t0
+in_ns "$TGT" ip addr add 198.18.1.3/24 dev t0
+in_ns "$TGT" ip addr add 2001:db8:1::2/64 dev t0 nodad
+in_ns "$RTR" ip addr add 198.18.1.1/24 dev r0
+in_ns "$RTR" ip addr add 2001:db8:1::1/64 dev r0 nodad
+in_ns "$RTR" ip addr add 198.18.2.1/24 dev r1
+in_ns "$RTR" ip addr add 2001:db8:2::1/64 dev r1 nodad
+in_ns "$RTR" ip addr add 198.18.20.1/24 dev r2
+in_ns "$NET" ip addr add 198.18.2.2/24 dev i0
+in_ns "$NET" ip addr add 2001:db8:2::2/64 dev i0 nodad
+in_ns "$MD" ip addr add 198.18.20.2/24 dev m0
+for l in "$TGT t0" "$RTR r0" "$RTR r1" "$RTR r2" "$NET i0" "$MD m0"; do set -- $l; in_ns "$1" ip link set "$2" up; done
+in_ns "$TGT" ip route add default via 198.18.1.1
+in_ns "$TGT" ip -6 route add default via 2001:db8:1::1
+in_ns "$NET" ip route add default via 198.18.2.1
+in_ns "$NET" ip -6 route add default via 2001:db8:2::1
+in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+plain_link "$TGT" t0; plain_link "$NET" i0
+private_bpffs
+
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/md_key"
+cat >"$WORK/xtap.json" <<J
+{
+  "dtcp": {"listen": ["198.18.20.1:32001"], "host_key": "$WORK/host_key"},
+  "users": {"md1": {"authorized_keys": ["$(cat "$WORK/md_key.pub")"],
+                    "destinations": {"cd1": {"address": "198.18.20.2", "port": 50000,
+                                             "source_address": "198.18.20.1", "source_port": 49153}}}},
+  "interfaces": [{"name": "r0", "alias": "ge-0/0/0.0", "xdp_mode": "native"},
+                 {"name": "r1", "alias": "ge-0/0/1.0", "xdp_mode": "generic"}],
+  "delivery": {"cleartext_destinations": ["198.18.20.0/24"]},
+  "dataplane": {"criteria": 4096, "rules": 65536, "anchors": 65536, "pin_dir": "$WORK/bpffs/xtap"},
+  "state_dir": "$WORK/state", "audit_log": "$WORK/state/audit.jsonl", "control_socket": "$WORK/control.sock"
+}
+J
+"$XTAPD" --check-config "$WORK/xtap.json"
+
+note "starting xtapd in $RTR"
+spawn_in "$RTR" "$XTAPD" --config "$WORK/xtap.json" >"$WORK/xtapd.log" 2>&1
+wait_for 20 grep -q "DTCP over SSH listening" "$WORK/xtapd.log" || { cat "$WORK/xtapd.log"; fail "xtapd did not start"; }
+
+SEQ=0
+dtcp() {  # dtcp LINE...: one signed request over the real OpenSSH client
+    SEQ=$((SEQ + 1))
+    python3 "$COPYTOOL" sign Juniper "$@" "Seq: $SEQ" |
+        in_ns "$MD" timeout 20 ssh -F /dev/null -p 32001 -o StrictHostKeyChecking=no \
+            -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -i "$WORK/md_key" \
+            -s md1@198.18.20.1 flow-tap-dtcp
+}
+
+spawn_in "$MD" python3 "$COPYTOOL" receive 198.18.20.2 50000 "$WORK/copies.bin" 120 >"$WORK/receiver.out"
+sleep 0.5
+
+note "tasking over DTCP"
+R4=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Dest-Address: 198.18.1.2" "Flags: STATIC")
+echo "$R4" | head -3
+echo "$R4" | grep -q "^DTCP/0.8 200 OK" || fail "IPv4 ADD refused: $R4"
+R6=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Dest-Address: 2001:db8:1::2" \
+    "X-JTap-IP-Version: ipv6" "X-JTap-Input-Interface: ge-0/0/1" "Flags: STATIC")
+echo "$R6" | grep -q "^DTCP/0.8 200 OK" || fail "IPv6 ADD refused: $R6"
+BAD=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd9" "Dest-Address: 198.18.1.9" "Flags: STATIC")
+echo "$BAD" | grep -q "^DTCP/0.8 430" || fail "unknown Cdest-ID should get 430: $BAD"
+
+note "the target downloads 5 MB over HTTP, IPv4 and IPv6"
+mkdir -p "$WORK/www"
+head -c 5000000 /dev/urandom >"$WORK/www/file.bin"
+WANT=$(sha256sum "$WORK/www/file.bin" | cut -d' ' -f1)
+spawn_in "$NET" python3 -m http.server --bind :: --directory "$WORK/www" 8000 >/dev/null 2>&1
+wait_for 10 in_ns "$NET" python3 -c "import socket; socket.create_connection(('198.18.2.2', 8000), 1)"
+fetch() { in_ns "$TGT" python3 -c "import urllib.request,sys; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" "$1" "$2"; }
+fetch http://198.18.2.2:8000/file.bin "$WORK/got4.bin"
+fetch "http://[2001:db8:2::2]:8000/file.bin" "$WORK/got6.bin"
+[[ $(sha256sum <"$WORK/got4.bin" | cut -d' ' -f1) == "$WANT" ]] || fail "the target's own IPv4 download is corrupt"
+[[ $(sha256sum <"$WORK/got6.bin" | cut -d' ' -f1) == "$WANT" ]] || fail "the target's own IPv6 download is corrupt"
+# A bystander on the same link: never copied.
+in_ns "$TGT" ping -q -c 5 -i 0.05 -I 198.18.1.3 198.18.2.2 >/dev/null
+sleep 2
+
+note "the MD rebuilds the file from the copies"
+REB4=$(python3 "$COPYTOOL" rebuild "$WORK/copies.bin" 198.18.2.2 8000)
+REB6=$(python3 "$COPYTOOL" rebuild "$WORK/copies.bin" 2001:db8:2::2 8000)
+echo "IPv4: $REB4"
+echo "IPv6: $REB6"
+jget() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+[[ $(jget "$REB4" sha256) == "$WANT" ]] || fail "file rebuilt from IPv4 copies differs from the original"
+[[ $(jget "$REB6" sha256) == "$WANT" ]] || fail "file rebuilt from IPv6 copies differs from the original"
+
+note "LIST counters agree with the copies"
+L=$(dtcp "LIST DTCP/0.8" "Csource-ID: md1" "Flags: Stats")
+COPIES=$(jget "$REB4" copies)
+MATCHED=$(echo "$L" | awk -F': ' '/^MATCHING-PACKETS/ {s += $2} END {print s}')
+echo "copies received: $COPIES, MATCHING-PACKETS summed: $MATCHED"
+[[ "$MATCHED" -eq "$COPIES" ]] || fail "LIST says $MATCHED packets matched, the MD received $COPIES copies"
+echo "$L" | grep -q "^X-XTAP-DROPPED-PACKETS: 0" || fail "drops reported: $L"
+
+note "DELETE by Cdest-ID stops copying at once"
+D=$(dtcp "DELETE DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Flags: STATIC")
+echo "$D" | grep -q "^CRITERIA-COUNT: 2" || fail "DELETE by Cdest-ID: $D"
+in_ns "$TGT" ping -q -c 5 -i 0.05 198.18.2.2 >/dev/null
+sleep 1
+AFTER=$(jget "$(python3 "$COPYTOOL" rebuild "$WORK/copies.bin" 198.18.2.2 8000)" copies)
+[[ "$AFTER" -eq "$COPIES" ]] || fail "copies after DELETE: $AFTER (was $COPIES)"
+
+note "SIGTERM: clean stop, transit interfaces restored"
+kill -TERM "${PIDS[0]}"
+wait_for 20 bash -c "! kill -0 ${PIDS[0]} 2>/dev/null" || fail "xtapd did not stop on SIGTERM"
+in_ns "$RTR" ip link show r0 | grep -q xdp && fail "XDP left on r0"
+in_ns "$RTR" ip link show | grep -q xtcap && fail "capture veth left behind"
+grep -q '"event":"stop"' "$WORK/state/audit.jsonl" || fail "no stop record in the audit log"
+echo "PASS: xtapd intercept"
