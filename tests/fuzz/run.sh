@@ -13,7 +13,11 @@ trap 'rm -rf "$work"' EXIT
 
 case "$target" in
   dtcp_parser)
-    sources=("$SRC/tests/fuzz/dtcp/fuzz_dtcp_parser.cpp" "$SRC"/userspace/dtcp/*.cpp)
+    # The pure DTCP engine only: no SSH transport, no service.
+    sources=("$SRC/tests/fuzz/dtcp/fuzz_dtcp_parser.cpp")
+    for f in "$SRC"/userspace/dtcp/*.cpp; do
+      case "$(basename "$f")" in SshServer.cpp|DtcpService.cpp) ;; *) sources+=("$f") ;; esac
+    done
     corpus="$SRC/tests/fuzz/dtcp/corpus"
     libs=(-lcrypto)
     ;;
@@ -21,7 +25,7 @@ case "$target" in
 esac
 
 clang++ -std=c++20 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" "${sources[@]}" "${libs[@]}" \
+  -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" -I"$SRC/bpf/include" "${sources[@]}" "${libs[@]}" \
   -o "$work/fuzz_$target"
 mkdir -p "$work/corpus"
 cp "$corpus"/* "$work/corpus/"
