@@ -153,8 +153,11 @@ int xtap_capture(struct xdp_md *ctx)
     for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)
         meta->slots[i] = i < m.count ? m.refs[i].slot : 0;
 
-    stat_inc(XTAP_STAT_CAPTURE_REDIRECTED);
-    return bpf_redirect_map(&xsks, xsk_index, XDP_DROP);
+    /* No socket (controller gone): the copy is dropped here, counted; the
+     * original was never involved. */
+    long action = bpf_redirect_map(&xsks, xsk_index, XDP_DROP);
+    stat_inc(action == XDP_REDIRECT ? XTAP_STAT_CAPTURE_REDIRECTED : XTAP_STAT_CAPTURE_NO_SOCKET);
+    return action;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

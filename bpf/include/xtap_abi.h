@@ -266,6 +266,7 @@ enum xtap_stat {
     XTAP_STAT_FRAG_MATCHED,        /* later fragments matched through the table */
     XTAP_STAT_TRUNCATED,           /* more than XTAP_MAX_MATCHES criteria matched */
     XTAP_STAT_FRAG_PENDING,        /* later fragments copied before their first (held in userspace) */
+    XTAP_STAT_CAPTURE_NO_SOCKET,   /* copy dropped: no AF_XDP socket (controller not running) */
     XTAP_STAT_MAX
 };
 

@@ -189,4 +189,22 @@ note "transit interfaces clean after detach"
 in_ns "$RTR" ip link show r0 | grep -q xdp && fail "XDP left on r0"
 in_ns "$RTR" ip link show | grep -q xtcap && fail "capture veth left behind"
 in_ns "$RTR" tc filter show dev r0 ingress | grep -q xtap && fail "tc filter left on r0"
+note "fail safe: with the controller killed (-9), transit traffic flows untouched"
+exec 3<>"$WORK/ctl"
+spawn_in "$RTR" "$HARNESS" -i r0:native -i r1:generic -w "$WORK/copies5.pcap" <"$WORK/ctl" >"$WORK/harness2.jsonl" 2>&1
+wait_for 20 grep -q '"ready"' "$WORK/harness2.jsonl" || fail "second harness did not start"
+ctl publish target4 "$WORK/target4.json"
+wait_for 10 grep -q '"published"' "$WORK/harness2.jsonl"
+kill -9 "${PIDS[-1]}"
+exec 3>&-
+sleep 0.5
+# Programs stay attached, marking and cloning; the copies die at the capture
+# veth for want of a socket. The originals must not notice.
+in_ns "$CLI" ping -q -c 20 -i 0.02 -I 198.18.1.2 198.18.2.2 >/dev/null || fail "transit traffic lost after the controller died"
+in_ns "$CLI" ping -q -c 3 -i 0.1 -s 3000 -I 198.18.1.2 198.18.2.2 >/dev/null || fail "fragmented transit traffic lost after the controller died"
+spawn_in "$SRV" socat -u TCP4-LISTEN:8081,reuseaddr OPEN:"$WORK/recv4b.bin",creat,trunc
+sleep 0.3
+in_ns "$CLI" socat -u OPEN:"$WORK/send.bin" TCP4:198.18.2.2:8081,bind=198.18.1.2
+wait_for 10 cmp -s "$WORK/send.bin" "$WORK/recv4b.bin" || fail "TCP transfer corrupted after the controller died"
+in_ns "$RTR" ip link show r0 | grep -q xdp || fail "expected the classifier to stay attached after a crash"
 echo "PASS: copy path"
