@@ -89,10 +89,6 @@ bool ikeCarriesTraffic(std::string_view state) {
     return state == "ESTABLISHED" || state == "REKEYING";
 }
 
-const std::string* valueOf(const Section& section, std::string_view key) {
-    return section.value(key);
-}
-
 }  // namespace
 
 // --- address coverage ----------------------------------------------------------------------
@@ -316,8 +312,8 @@ bool ChildSaTracker::onIkeRekey(const Section& event) {
         const Section* ike = std::get_if<Section>(&entry.element);
         const Section* old_sa = ike ? ike->section("old") : nullptr;
         const Section* new_sa = ike ? ike->section("new") : nullptr;
-        const std::string* old_id = old_sa ? valueOf(*old_sa, "uniqueid") : nullptr;
-        const std::string* new_id = new_sa ? valueOf(*new_sa, "uniqueid") : nullptr;
+        const std::string* old_id = old_sa ? old_sa->value("uniqueid") : nullptr;
+        const std::string* new_id = new_sa ? new_sa->value("uniqueid") : nullptr;
         if (!old_id || !new_id) {
             complete = false;
             continue;
@@ -337,7 +333,7 @@ bool ChildSaTracker::onChildRekey(const Section& event) {
     for (const Entry& entry : event.entries) {
         const Section* ike = std::get_if<Section>(&entry.element);
         const Section* children = ike ? ike->section("child-sas") : nullptr;
-        const std::string* ike_id = ike ? valueOf(*ike, "uniqueid") : nullptr;
+        const std::string* ike_id = ike ? ike->value("uniqueid") : nullptr;
         if (!children || !ike_id) {
             complete = false;
             continue;
@@ -346,9 +342,9 @@ bool ChildSaTracker::onChildRekey(const Section& event) {
             const Section* pair = std::get_if<Section>(&child_entry.element);
             const Section* old_child = pair ? pair->section("old") : nullptr;
             const Section* new_child = pair ? pair->section("new") : nullptr;
-            const std::string* old_id = old_child ? valueOf(*old_child, "uniqueid") : nullptr;
-            const std::string* new_id = new_child ? valueOf(*new_child, "uniqueid") : nullptr;
-            const std::string* child_name = new_child ? valueOf(*new_child, "name") : nullptr;
+            const std::string* old_id = old_child ? old_child->value("uniqueid") : nullptr;
+            const std::string* new_id = new_child ? new_child->value("uniqueid") : nullptr;
+            const std::string* child_name = new_child ? new_child->value("name") : nullptr;
             if (!old_id || !new_id || !child_name) {
                 complete = false;
                 continue;

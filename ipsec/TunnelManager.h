@@ -122,10 +122,9 @@ struct TrackedTunnel {
 //     under an ESTABLISHED/REKEYING IKE_SA) until its down event;
 //   - a unique id seen going down never counts as up again: a snapshot taken
 //     before the down event cannot reopen it;
-//   - an IKE_SA down drops every CHILD_SA of that tunnel (children move to a
-//     new IKE_SA on rekey, so ids cannot tell which): the gate may close a
-//     moment too early, never too late, and the resync that follows reopens
-//     what is still up;
+//   - an IKE_SA down drops every CHILD_SA under it, listed or not (ike-rekey
+//     moves the children to the new IKE_SA's id first), and asks for a
+//     list-sas resync, which settles anything an event could not say;
 //   - a protected prefix is open when a live CHILD_SA's negotiated remote_ts
 //     covers all of it (a narrowed selector leaves it closed).
 class ChildSaTracker {

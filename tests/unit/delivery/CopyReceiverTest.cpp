@@ -39,7 +39,7 @@ TEST_CASE("format names") {
     CHECK(name(Format::Flowtap) == "flowtap");
 }
 
-TEST_CASE("tally: per criterion for JMirror, per sender for flowtap, errors apart") {
+TEST_CASE("tally: per criterion for JMirror and per sender for flowtap with errors apart") {
     const Endpoint appliance{Family::V4, v4(198, 18, 10, 1), 40001};
     const Endpoint other{Family::V4, v4(198, 18, 10, 2), 40001};
     std::array<uint8_t, 256> buffer{};

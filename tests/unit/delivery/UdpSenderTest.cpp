@@ -100,7 +100,7 @@ TEST_CASE("UdpSender: a closed gate drops before any send and counts tunnel_down
     CHECK(drain(receiver) == 0);
 }
 
-TEST_CASE("UdpSender: an open gate delivers byte-identical copies, IPv4 and IPv6") {
+TEST_CASE("UdpSender: an open gate delivers byte-identical copies over IPv4 and IPv6") {
     for (Family family : {Family::V4, Family::V6}) {
         CAPTURE(static_cast<int>(family));
         Loopback sink(family);
@@ -144,7 +144,7 @@ TEST_CASE("UdpSender: the gate is asked again at flush time") {
     CHECK(drain(receiver) == 0);
 }
 
-TEST_CASE("UdpSender: full batches go out by themselves; sent + dropped = offered") {
+TEST_CASE("UdpSender: full batches go out by themselves and sent + dropped = offered") {
     Loopback sink(Family::V6);
     CopyReceiver receiver(sink.endpoint(), Format::Flowtap);
     int calls = 0;
@@ -193,7 +193,7 @@ TEST_CASE("UdpSender: the cleartext allow-list is the only bypass") {
     CHECK(strict.sendPayload(1, kInner4) == SendOutcome::DroppedTunnelDown);
 }
 
-TEST_CASE("UdpSender: destinations, errors and caller-reported drops") {
+TEST_CASE("UdpSender: destinations and errors and caller-reported drops") {
     UdpSender sender([](Family, const Address&) { return true; });
     Loopback sink(Family::V4);
     auto encapsulator = Encapsulator::create(flowtap(sink.outer()));
@@ -233,7 +233,7 @@ TEST_CASE("UdpSender: destinations, errors and caller-reported drops") {
     CHECK(drain(receiver) == 1);
 }
 
-TEST_CASE("UdpSender: copies above an Ethernet MTU are sent, not refused") {
+TEST_CASE("UdpSender: copies above an Ethernet MTU are sent and not refused") {
     Loopback sink(Family::V4);
     CopyReceiver receiver(sink.endpoint(), Format::Flowtap);
     UdpSender sender([](Family, const Address&) { return true; });

@@ -115,7 +115,7 @@ TEST_CASE("gate entries follow the tunnels' protected prefixes") {
     CHECK_FALSE(f.open("198.18.20.5"));
 }
 
-TEST_CASE("child-updown up opens, down closes") {
+TEST_CASE("child-updown up opens and down closes") {
     Fixture f;
     CHECK_FALSE(f.tracker.onChildUpDown(updown(true, "md", "1", {{"md", "3"}})));
     CHECK(f.tracker.isUp(0));
@@ -218,7 +218,7 @@ TEST_CASE("resync counts only traffic-carrying states") {
     CHECK_FALSE(f.open("198.18.20.5"));
 }
 
-TEST_CASE("child rekey hands over to the new SA; its later down closes") {
+TEST_CASE("child rekey hands over to the new SA whose later down closes") {
     Fixture f;
     f.tracker.onChildUpDown(updown(true, "md", "1", {{"md", "3"}}));
     CHECK_FALSE(f.tracker.onChildRekey(childRekeyMessage("md", "1", "md", "3", "8")));
@@ -228,7 +228,7 @@ TEST_CASE("child rekey hands over to the new SA; its later down closes") {
     CHECK_FALSE(f.open("198.18.20.5"));
 }
 
-TEST_CASE("IKE rekey moves the children; the new IKE_SA's down closes them") {
+TEST_CASE("IKE rekey moves the children and the new IKE_SA's down closes them") {
     Fixture f;
     f.tracker.onChildUpDown(updown(true, "md", "1", {{"md", "3"}}));
     CHECK_FALSE(f.tracker.onIkeRekey(ikeRekeyMessage("md", "1", "2")));

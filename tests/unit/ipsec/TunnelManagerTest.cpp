@@ -67,7 +67,7 @@ Packet rawCommand(const char* name) {
 
 }  // namespace
 
-TEST_CASE("ViciConnection: command, streaming command, unknown command") {
+TEST_CASE("ViciConnection: command and streaming command and unknown command") {
     FakeCharon charon;
     charon.start();
     auto connection = ViciConnection::open("unix://" + charon.path(), 1000ms);
@@ -96,7 +96,7 @@ TEST_CASE("ViciConnection: command, streaming command, unknown command") {
     CHECK(streamed == 1);
 }
 
-TEST_CASE("ViciConnection: subscriptions reach readEvents; EOF is Closed") {
+TEST_CASE("ViciConnection: subscriptions reach readEvents and EOF is Closed") {
     FakeCharon charon;
     charon.start();
     auto events = ViciConnection::open(charon.path(), 1000ms);
@@ -140,7 +140,7 @@ TEST_CASE("ViciConnection: a missing socket fails clearly") {
     CHECK(connection.error().message().find("/nonexistent/charon.vici") != std::string::npos);
 }
 
-TEST_CASE("ViciConnection: a reply that never comes times out, then the stream is refused") {
+TEST_CASE("ViciConnection: a reply that never comes times out and then the stream is refused") {
     // A listener that accepts and never answers.
     FakeCharon charon;
     xtap::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -184,7 +184,7 @@ TEST_CASE("TunnelManager: invalid configurations are refused up front") {
     CHECK_THROWS_AS(TunnelManager{twice}, std::invalid_argument);
 }
 
-TEST_CASE("TunnelManager: closed until the CHILD_SA is up, then open") {
+TEST_CASE("TunnelManager: closed until the CHILD_SA is up and open after") {
     FakeCharon charon;
     charon.setAutoUp(false);
     charon.start();
@@ -230,7 +230,7 @@ TEST_CASE("TunnelManager: a dropped CHILD_SA closes at once and comes back") {
     CHECK(manager.status()[0].downs == 1);
 }
 
-TEST_CASE("TunnelManager: charon restart closes everything, then reloads and reopens") {
+TEST_CASE("TunnelManager: charon restart closes everything then reloads and reopens") {
     FakeCharon charon;
     charon.start();
     TunnelManager manager(managerConfig(charon));
@@ -264,7 +264,7 @@ TEST_CASE("TunnelManager: a narrowed remote_ts keeps the uncovered Cdest closed"
     CHECK_FALSE(manager.isOpenFor(Family::V6, address("2001:db8:20::1")));
 }
 
-TEST_CASE("TunnelManager: started before charon, it connects when charon appears") {
+TEST_CASE("TunnelManager: started before charon it connects when charon appears") {
     FakeCharon charon;
     TunnelManager manager(managerConfig(charon));
     for (int i = 0; i < 5; ++i) {
