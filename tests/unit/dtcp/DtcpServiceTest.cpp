@@ -250,7 +250,7 @@ TEST_CASE("a VRF whose members change is recompiled, its counters carried over")
     CHECK(h.plane.isLive(current));
 }
 
-TEST_CASE("X-JTap-Output-Interface is not implemented yet: 501") {
+TEST_CASE("X-JTap-Output-Interface is answered 501 until the classifier does FIB lookups") {
     ServiceHarness h;
     h.addUser("alice");
     const ReadMessage r = h.ask("alice", "ADD DTCP/0.8",
