@@ -152,9 +152,12 @@ std::string sealRecord(json fields, uint64_t seq, const std::string& prev_hash, 
     fields.erase("sig");
     fields["seq"] = seq;
     fields["prev"] = prev_hash;
-    const std::string body = fields.dump();  // keys sorted: one canonical form
+    // Keys sorted: one canonical form. Bytes that are not UTF-8 (a Cdest-ID may
+    // carry any byte through its \ddd escapes) become U+FFFD instead of making
+    // dump() throw and the action go unaudited.
+    const std::string body = fields.dump(-1, ' ', false, json::error_handler_t::replace);
     fields["sig"] = key.sign(body);
-    return fields.dump();
+    return fields.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optional<Head>& head) {
@@ -177,6 +180,9 @@ VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optio
         if (!rec.is_object() || !rec.contains("sig") || !rec.contains("seq") || !rec.contains("prev") ||
             !rec["sig"].is_string() || !rec["seq"].is_number_unsigned() || !rec["prev"].is_string())
             return bad("missing seq, prev or sig");
+        // xtapd writes each record in canonical form; any other spelling of the
+        // same fields (spaces, key order, escapes) is an edit of this record.
+        if (rec.dump() != line) return bad("not in the form xtapd writes it (record edited)");
         const std::string sig = rec["sig"].get<std::string>();
         json body = rec;
         body.erase("sig");
@@ -216,6 +222,29 @@ std::optional<Head> readHead(const std::string& head_path, const Ed25519Key& key
     }
 }
 
+VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key, const FileCheck& check) {
+    VerifyResult failed;
+    std::ifstream log(log_path);
+    if (!log) {
+        failed.reason = "cannot read " + log_path;
+        return failed;
+    }
+    const std::string head_path = check.head_path.empty() ? log_path + ".head" : check.head_path;
+    std::optional<Head> head;
+    if (check.require_head) {
+        if (!std::ifstream(head_path)) {
+            failed.reason = "no head file " + head_path + ": a truncated log cannot be told from a whole one";
+            return failed;
+        }
+        head = readHead(head_path, key);
+        if (!head) {
+            failed.reason = "head file " + head_path + " does not verify (edited, or signed by another key)";
+            return failed;
+        }
+    }
+    return verifyLog(log, key, head);
+}
+
 AuditLog::AuditLog(std::string path, std::unique_ptr<Ed25519Key> key) : path_(std::move(path)), key_(std::move(key)) {
     if (!key_ || !key_->canSign()) throw std::runtime_error("the audit log needs an Ed25519 private key");
     // Continue the chain where the file ends.
@@ -239,6 +268,7 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::append(json fields) {
+    std::lock_guard guard(mutex_);
     fields["time"] = nowUtc();
     const std::string line = sealRecord(std::move(fields), head_.seq + 1, head_.hash, *key_) + "\n";
     size_t off = 0;

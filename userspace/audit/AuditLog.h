@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -68,17 +69,32 @@ public:
 
     // Adds time and sequence; throws std::system_error if the record cannot
     // be made durable (the caller must not act on an unaudited request).
+    // Thread-safe: SSH session threads append concurrently.
     void append(nlohmann::json fields);
-    Head head() const { return head_; }
+    Head head() const {
+        std::lock_guard guard(mutex_);
+        return head_;
+    }
     std::string headPath() const { return path_ + ".head"; }
 
 private:
     std::string path_;
     std::unique_ptr<Ed25519Key> key_;
     int fd_ = -1;
+    mutable std::mutex mutex_;  // one record at a time: seq and prev must chain
     Head head_;
 };
 
 std::optional<Head> readHead(const std::string& head_path, const Ed25519Key& key);
+
+// What `xtapctl audit verify` checks: the log file, and its head file (by
+// default LOG.head) unless the auditor waives it. Without a head, a log cut
+// after any record still verifies, so a missing or unverifiable head fails
+// unless `require_head` is false.
+struct FileCheck {
+    std::string head_path;  // "" = log_path + ".head"
+    bool require_head = true;
+};
+VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key, const FileCheck& check = {});
 
 }  // namespace xtap::audit

@@ -89,12 +89,17 @@ private:
     std::set<std::string> seen_;
 };
 
+// inet_pton reads up to a NUL: "1.2.3.4\u0000junk" must not pass as 1.2.3.4.
+bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
 bool isAddress(const std::string& s) {
     unsigned char buf[16];
+    if (hasNul(s)) return false;
     return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 bool isPrefix(const std::string& s) {
+    if (hasNul(s)) return false;
     const auto slash = s.find('/');
     const std::string addr = s.substr(0, slash);
     unsigned char buf[16];
@@ -329,7 +334,7 @@ Config parse(const json& doc) {
         Object o(root.raw("metrics"), "/metrics");
         o.read("listen", c.metrics_listen);
         o.finish();
-        parseListen(c.metrics_listen, "/metrics/listen");
+        if (!c.metrics_listen.empty()) parseListen(c.metrics_listen, "/metrics/listen");  // "" = off
     }
     root.finish();
     // Cross-checks.
@@ -367,7 +372,7 @@ ConfigResult parseConfig(const std::string& text, const std::string& file) {
     json doc;
     try {
         doc = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
         return ConfigError{file, "", std::string("not valid JSON: ") + e.what()};
     }
     try {
