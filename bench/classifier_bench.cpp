@@ -88,7 +88,9 @@ int main(int argc, char** argv) {
     uint32_t repeat = 2000000;
     unsigned rounds = 5;
     std::string json_path;
-    std::vector<uint32_t> sizes{0, 1, 1000, 100000};
+    // Filters alternate IPv4/IPv6: 1 is one IPv4 filter, 2 adds the first IPv6
+    // one, so each family's "1-filter cost" is measured with one filter of its own.
+    std::vector<uint32_t> sizes{0, 1, 2, 1000, 100000};
     app.add_option("--repeat", repeat, "runs per measurement");
     app.add_option("--rounds", rounds, "interleaved rounds (median reported)");
     app.add_option("--sizes", sizes, "filter counts to measure");
@@ -107,9 +109,9 @@ int main(int argc, char** argv) {
         const auto miss6 = buildFrame(tcpPacket(Family::V6, v6addr(0xfff0, 1), v6addr(0xfff1, 2)));
         const auto hit4 = buildFrame(tcpPacket(Family::V4, v4(198, 18, 0, 0), v4(198, 19, 250, 2)));  // filter 0
         const auto hit6 = buildFrame(tcpPacket(Family::V6, v6addr(0xfff1, 2), v6addr(0x100, 0)));     // filter 1 (dst)
-        struct Case { const char* name; const std::vector<uint8_t>* frame; };
-        const Case cases[] = {{"miss_ipv4_tcp", &miss4}, {"miss_ipv6_tcp_2ext", &miss6},
-                              {"match_ipv4", &hit4}, {"match_ipv6", &hit6}};
+        struct Case { const char* name; const std::vector<uint8_t>* frame; uint32_t first_filter; };
+        const Case cases[] = {{"miss_ipv4_tcp", &miss4, 1}, {"miss_ipv6_tcp_2ext", &miss6, 2},
+                              {"match_ipv4", &hit4, 1}, {"match_ipv6", &hit6, 2}};
 
         auto measure = [&](int fd, const std::vector<uint8_t>& frame) {
             std::vector<uint8_t> out;
@@ -135,20 +137,28 @@ int main(int argc, char** argv) {
             for (unsigned round = 0; round < rounds; ++round) {
                 samples["floor_xdp_pass"].push_back(measure(bpf_program__fd(floor_skel->progs.xdp_pass), miss4));
                 for (const auto& c : cases) samples[c.name].push_back(measure(rig.obj().transitProgFd(), *c.frame));
+                // The fixed cost: parse to L3 and read the control row, then stop.
+                rig.maps().setEnabled(false);
+                samples["kill_switch_ipv4"].push_back(measure(rig.obj().transitProgFd(), miss4));
+                rig.maps().setEnabled(true);
             }
             json row;
             const double floor = median(samples["floor_xdp_pass"]);
             row["floor_xdp_pass_ns"] = floor;
             std::cout << "\nfilters=" << n << " (masks " << rig.dp().maskCount() << ", rules " << rig.dp().ruleCount() << ")\n";
             std::cout << "  floor (bare XDP_PASS)      " << floor << " ns\n";
+            const double parse_only = median(samples["kill_switch_ipv4"]);
+            row["kill_switch_ipv4_ns"] = parse_only;
+            std::cout << "  kill switch (parse to L3)  " << parse_only << " ns  " << parse_only / floor
+                      << "x floor\n";
             for (const auto& c : cases) {
                 const double m = median(samples[c.name]);
                 row[std::string(c.name) + "_ns"] = m;
                 row[std::string(c.name) + "_x_floor"] = m / floor;
                 std::cout << "  " << c.name << std::string(26 - std::string(c.name).size(), ' ') << m
                           << " ns  " << m / floor << "x floor";
-                if (n == 1) one_filter[c.name] = m;
-                if (n > 1 && one_filter.count(c.name)) {
+                if (n == c.first_filter) one_filter[c.name] = m;
+                if (n > c.first_filter && one_filter.count(c.name)) {
                     row[std::string(c.name) + "_x_1filter"] = m / one_filter[c.name];
                     std::cout << "  " << m / one_filter[c.name] << "x its 1-filter cost";
                 }
@@ -161,7 +171,9 @@ int main(int argc, char** argv) {
 
         size_t total = 0;
         json mem = json::object();
-        for (const char* m : {"rules", "slots", "slot_stats", "prefix4", "prefix6", "masks", "frags", "control"}) {
+        for (const char* m : {"rules", "slots", "slot_stats", "slot_released", "anchors4", "anchors6",
+                              "anchor_bits", "prefix4", "prefix6", "masks", "masksets", "frags",
+                              "frag_scratch", "control"}) {
             const size_t bytes = mapMemory(rig.obj().mapFd(m));
             mem[m] = bytes;
             total += bytes;
@@ -169,7 +181,9 @@ int main(int argc, char** argv) {
         mem["total"] = total;
         results["map_memory_bytes"] = mem;
         std::cout << "\nmap memory (memlock, capacity " << cap.rules << " rules, " << cap.slots
-                  << " slots): " << total / (1024.0 * 1024.0) << " MiB\n";
+                  << " slots, " << cap.prefixes << " prefixes): " << total / (1024.0 * 1024.0) << " MiB\n";
+        for (const auto& [name, bytes] : mem.items())
+            if (name != "total") std::cout << "  " << name << " " << bytes.get<size_t>() / 1024 << " KiB\n";
         results["repeat"] = repeat;
         results["rounds"] = rounds;
         xdp_pass__destroy(floor_skel);

@@ -46,15 +46,20 @@ int xtap_transit(struct xdp_md *ctx)
     void *end = (void *)(long)ctx->data_end;
     struct xtap_pkt p = {};
     struct xtap_matches m;
+    void *l3;
 
-    if (parse_packet(data, end, &p) < 0) {
+    if (parse_l3(data, end, &p, &l3) < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
         return XDP_PASS;
     }
     p.key.ifindex = ctx->ingress_ifindex;
     m.count = 0;
     m.truncated = 0;
-    int pending = classify(&p, &m, 1);
+    int pending = classify(&p, l3, end, &m, 1);
+    if (pending < 0) {
+        stat_inc(XTAP_STAT_PARSE_SKIPPED);
+        return XDP_PASS;
+    }
     if (!m.count && !pending)
         return XDP_PASS;
 
@@ -120,15 +125,16 @@ int xtap_capture(struct xdp_md *ctx)
 
     void *data = (void *)(long)ctx->data;
     void *end = (void *)(long)ctx->data_end;
-    if (parse_packet(data, end, &p) < 0) {
+    void *l3;
+    if (parse_l3(data, end, &p, &l3) < 0) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
         return XDP_DROP;
     }
     p.key.ifindex = transit_ifindex;
     m.count = 0;
     m.truncated = 0;
-    int pending = classify(&p, &m, 0);
-    if (!m.count && !pending) {
+    int pending = classify(&p, l3, end, &m, 0);
+    if (pending <= 0 && !m.count) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
         return XDP_DROP;
     }
@@ -147,7 +153,7 @@ int xtap_capture(struct xdp_md *ctx)
     meta->transit_ifindex = transit_ifindex;
     meta->timestamp_ns = bpf_ktime_get_boot_ns();
     meta->count = m.count;
-    meta->flags = (m.truncated ? XTAP_META_TRUNCATED : 0) | (pending ? XTAP_META_PENDING_FRAG : 0);
+    meta->flags = (m.truncated ? XTAP_META_TRUNCATED : 0) | (pending > 0 ? XTAP_META_PENDING_FRAG : 0);
     meta->pad = 0;
 #pragma unroll
     for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)

@@ -111,6 +111,19 @@ struct xtap_slot_stats {
 XTAP_ASSERT_SIZE(struct xtap_slot_stats, 24);
 
 /*
+ * Per-criterion counts that only userspace writes (it is their one writer, so
+ * no per-CPU split): later fragments the classifier could not attribute when
+ * they passed (they came before their first fragment) and that userspace
+ * released to the criterion once the first fragment named it. A criterion's
+ * counters are the sum of its slot_stats and this.
+ */
+struct xtap_slot_released {
+    __u64 packets;
+    __u64 bytes;
+};
+XTAP_ASSERT_SIZE(struct xtap_slot_released, 16);
+
+/*
  * Prefilter, first stage: per family, up to XTAP_ANCHOR_LENS prefix lengths
  * whose anchors live in an exact-match hash (a /32 or /128 target is one hash
  * lookup per address, whatever the number of targets). Anchors of other
@@ -129,8 +142,27 @@ struct xtap_control {
     __u32 anchor_lens[2]; /* per family: hashed anchor lengths, one per byte, 0xff = none */
     __u32 fallback[2];    /* per family: the LPM trie holds anchors */
     __u32 wide[2];        /* per family: filters with no address anchor exist */
+    __u32 anchor_hash_shift; /* 64 - log2(bits in `anchor_bits`); 0: no bitmap, probe the hash */
+    __u32 pad;
 };
-XTAP_ASSERT_SIZE(struct xtap_control, 40);
+XTAP_ASSERT_SIZE(struct xtap_control, 48);
+
+/*
+ * Prefilter, stage zero: a one-bit-per-anchor bitmap (`anchor_bits`, an array
+ * of u64 words) in front of the anchor hashes. A clear bit proves the anchor
+ * absent, so a packet that is not a target costs a multiply and an inlined
+ * array load per probe, not a hash-map lookup. Userspace sets an anchor's bit
+ * before inserting the anchor and clears it (when no other anchor shares it)
+ * after deleting it: the bitmap is always a superset. Both sides hash the
+ * masked anchor exactly like this (multiplicative hashing, top bits).
+ * IPv6 anchors are at most /64 (longer ones are filed under their /64).
+ */
+#define XTAP_ANCHOR_HASH_MUL 0x9E3779B97F4A7C15ULL
+#define XTAP_ANCHOR_HASH_LEN 0xC2B2AE3D27D4EB4FULL
+static inline __u64 xtap_anchor_hash(__u64 masked, __u8 len, __u8 family)
+{
+    return ((masked ^ ((__u64)len * XTAP_ANCHOR_HASH_LEN)) + family) * XTAP_ANCHOR_HASH_MUL;
+}
 
 /* A set of mask rows: which tuple-space masks a packet must look up. */
 struct xtap_maskset {

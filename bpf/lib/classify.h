@@ -47,8 +47,12 @@ static __always_inline struct xtap_slot *classify_live_slot(struct xtap_ref *ref
     if (!(state & XTAP_SLOT_ENABLED) || (state >> 1) != ref->gen)
         return 0;
     __u64 expiry = READ_ONCE(s->expiry_ns);
-    if (expiry && now >= expiry)
-        return 0;
+    if (expiry) {
+        if (!now) /* the clock is read only for criteria with a deadline */
+            now = bpf_ktime_get_boot_ns();
+        if (now >= expiry)
+            return 0;
+    }
     return s;
 }
 
@@ -177,82 +181,118 @@ static __always_inline __u32 prefix_word(__u32 word_be, int len)
     return word_be & bpf_htonl(~0U << (32 - len));
 }
 
-static __always_inline void prefilter4(struct xtap_pkt *p, struct xtap_control *ctl,
-                                       struct xtap_maskset *acc)
+/* Leading `len` bits of a 64-bit network-order double word. */
+static __always_inline __u64 prefix_dword(__u64 dword_be, int len)
 {
-    __u32 lens = READ_ONCE(ctl->anchor_lens[0]);
-    __u32 src = *(__u32 *)p->key.src, dst = *(__u32 *)p->key.dst;
-    struct xtap_anchor4 k = {};
-#pragma unroll
-    for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
-        __u8 len = (lens >> (8 * i)) & 0xff;
-        if (len == XTAP_ANCHOR_LEN_NONE)
-            break;
-        k.len = len;
-        *(__u32 *)k.addr = prefix_word(src, len);
-        struct xtap_maskset *v = bpf_map_lookup_elem(&anchors4, &k);
-        if (v)
-            maskset_or(acc, v);
-        *(__u32 *)k.addr = prefix_word(dst, len);
-        v = bpf_map_lookup_elem(&anchors4, &k);
-        if (v)
-            maskset_or(acc, v);
-    }
-    if (READ_ONCE(ctl->fallback[0])) {
-        struct xtap_lpm4 l = {.prefixlen = 32};
-        __builtin_memcpy(l.addr, p->key.src, 4);
-        int hit = bpf_map_lookup_elem(&prefix4, &l) != 0;
-        if (!hit) {
-            __builtin_memcpy(l.addr, p->key.dst, 4);
-            hit = bpf_map_lookup_elem(&prefix4, &l) != 0;
-        }
-        if (hit)
-            maskset_or_row(acc, XTAP_MASKSET_FALLBACK4);
-    }
-    if (READ_ONCE(ctl->wide[0]))
-        maskset_or_row(acc, XTAP_MASKSET_WIDE4);
+    if (len <= 0)
+        return 0;
+    if (len >= 64)
+        return dword_be;
+    return dword_be & bpf_cpu_to_be64(~0ULL << (64 - len));
 }
 
-static __always_inline void anchor6_of(struct xtap_anchor6 *k, __u8 *addr, int len)
+/* Stage zero: 0 when the anchor bitmap proves the anchor absent. */
+static __always_inline int anchor_maybe(__u64 masked, __u8 len, __u8 family, __u32 shift)
 {
-#pragma unroll
-    for (int w = 0; w < 4; w++)
-        *(__u32 *)&k->addr[4 * w] = prefix_word(*(__u32 *)&addr[4 * w], len - 32 * w);
+    if (!shift)
+        return 1;
+    __u64 bit = xtap_anchor_hash(masked, len, family) >> (shift & 63);
+    __u32 word = bit >> 6;
+    __u64 *w = bpf_map_lookup_elem(&anchor_bits, &word);
+    if (!w)
+        return 1;
+    return (*w >> (bit & 63)) & 1;
 }
 
-static __always_inline void prefilter6(struct xtap_pkt *p, struct xtap_control *ctl,
-                                       struct xtap_maskset *acc)
+/* One hashed anchor length, one address: the key is shared by every probe
+ * (one stack slot, not one per unrolled call). */
+static __always_inline void anchor4_probe(struct xtap_anchor4 *k, __u32 addr_be, __u8 len,
+                                          __u32 shift, struct xtap_maskset *acc)
 {
-    __u32 lens = READ_ONCE(ctl->anchor_lens[1]);
-    struct xtap_anchor6 k = {};
+    __u32 masked = prefix_word(addr_be, len);
+    if (!anchor_maybe(masked, len, XTAP_FAMILY_IPV4, shift))
+        return;
+    k->len = len;
+    *(__u32 *)k->addr = masked;
+    struct xtap_maskset *v = bpf_map_lookup_elem(&anchors4, k);
+    if (v)
+        maskset_or(acc, v);
+}
+
+static __always_inline void anchor6_probe(struct xtap_anchor6 *k, __u8 *addr, __u8 len,
+                                          __u32 shift, struct xtap_maskset *acc)
+{
+    if (len > 64) /* never hashed (filed under the /64); kept correct anyway */
+        shift = 0;
+    /* The first 64 bits in memory order (little-endian BPF), from two aligned words. */
+    __u64 first = (__u64) * (__u32 *)&addr[4] << 32 | *(__u32 *)&addr[0];
+    __u64 hi = prefix_dword(first, len);
+    if (!anchor_maybe(hi, len, XTAP_FAMILY_IPV6, shift))
+        return;
+    k->len = len;
+    *(__u32 *)&k->addr[0] = (__u32)hi;
+    *(__u32 *)&k->addr[4] = (__u32)(hi >> 32);
+    *(__u32 *)&k->addr[8] = prefix_word(*(__u32 *)&addr[8], len - 64);
+    *(__u32 *)&k->addr[12] = prefix_word(*(__u32 *)&addr[12], len - 96);
+    struct xtap_maskset *v = bpf_map_lookup_elem(&anchors6, k);
+    if (v)
+        maskset_or(acc, v);
+}
+
+/* Fallback stage: is the source or the destination inside a trie prefix? */
+#define XTAP_LPM_EITHER(map, key_type, alen, p)                                                    \
+    ({                                                                                             \
+        key_type l_ = {.prefixlen = (alen) * 8};                                                   \
+        __builtin_memcpy(l_.addr, (p)->key.src, (alen));                                           \
+        int hit_ = bpf_map_lookup_elem(&(map), &l_) != 0;                                          \
+        if (!hit_) {                                                                               \
+            __builtin_memcpy(l_.addr, (p)->key.dst, (alen));                                       \
+            hit_ = bpf_map_lookup_elem(&(map), &l_) != 0;                                          \
+        }                                                                                          \
+        hit_;                                                                                      \
+    })
+
+/*
+ * The masks this packet could match, from its addresses only: hashed anchors
+ * (behind the bitmap), the LPM fallback, the unanchored (wide) masks. Empty
+ * for a packet that is no target.
+ */
+static __always_inline void prefilter(struct xtap_pkt *p, struct xtap_control *ctl,
+                                      struct xtap_maskset *acc)
+{
+    const int v4 = p->key.family == XTAP_FAMILY_IPV4;
+    const int fi = v4 ? 0 : 1;
+    __u32 lens = READ_ONCE(ctl->anchor_lens[fi]);
+    __u32 shift = READ_ONCE(ctl->anchor_hash_shift);
+    if (v4) {
+        struct xtap_anchor4 k = {};
 #pragma unroll
-    for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
-        __u8 len = (lens >> (8 * i)) & 0xff;
-        if (len == XTAP_ANCHOR_LEN_NONE)
-            break;
-        k.len = len;
-        anchor6_of(&k, p->key.src, len);
-        struct xtap_maskset *v = bpf_map_lookup_elem(&anchors6, &k);
-        if (v)
-            maskset_or(acc, v);
-        anchor6_of(&k, p->key.dst, len);
-        v = bpf_map_lookup_elem(&anchors6, &k);
-        if (v)
-            maskset_or(acc, v);
-    }
-    if (READ_ONCE(ctl->fallback[1])) {
-        struct xtap_lpm6 l = {.prefixlen = 128};
-        __builtin_memcpy(l.addr, p->key.src, 16);
-        int hit = bpf_map_lookup_elem(&prefix6, &l) != 0;
-        if (!hit) {
-            __builtin_memcpy(l.addr, p->key.dst, 16);
-            hit = bpf_map_lookup_elem(&prefix6, &l) != 0;
+        for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
+            __u8 len = (lens >> (8 * i)) & 0xff;
+            if (len == XTAP_ANCHOR_LEN_NONE)
+                break;
+            anchor4_probe(&k, *(__u32 *)p->key.src, len, shift, acc);
+            anchor4_probe(&k, *(__u32 *)p->key.dst, len, shift, acc);
         }
-        if (hit)
-            maskset_or_row(acc, XTAP_MASKSET_FALLBACK6);
+    } else {
+        struct xtap_anchor6 k = {};
+#pragma unroll
+        for (int i = 0; i < XTAP_ANCHOR_LENS; i++) {
+            __u8 len = (lens >> (8 * i)) & 0xff;
+            if (len == XTAP_ANCHOR_LEN_NONE)
+                break;
+            anchor6_probe(&k, p->key.src, len, shift, acc);
+            anchor6_probe(&k, p->key.dst, len, shift, acc);
+        }
     }
-    if (READ_ONCE(ctl->wide[1]))
-        maskset_or_row(acc, XTAP_MASKSET_WIDE6);
+    if (READ_ONCE(ctl->fallback[fi])) {
+        int hit = v4 ? XTAP_LPM_EITHER(prefix4, struct xtap_lpm4, 4, p)
+                     : XTAP_LPM_EITHER(prefix6, struct xtap_lpm6, 16, p);
+        if (hit)
+            maskset_or_row(acc, v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6);
+    }
+    if (READ_ONCE(ctl->wide[fi]))
+        maskset_or_row(acc, v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6);
 }
 
 static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key *fk)
@@ -266,11 +306,15 @@ static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key
 }
 
 /*
- * Collect every live criterion that selects the packet into *m.
+ * Collect every live criterion that selects the packet into *m. p holds what
+ * parse_l3 read; l3/end let this finish parsing once the prefilter says the
+ * packet may be a target (a non-target is never parsed past its addresses).
  * count != 0 on the transit side: bump per-criterion counters and remember
  * first fragments. The capture side re-derives with count == 0.
+ * Returns -1 (malformed past L3), 0, or 1 (a pending later fragment, below).
  */
-static __always_inline int classify(struct xtap_pkt *p, struct xtap_matches *m, int count)
+static __always_inline int classify(struct xtap_pkt *p, void *l3, void *end,
+                                    struct xtap_matches *m, int count)
 {
     int tracked = 0; /* a later fragment whose first fragment was seen */
     __u32 zero = 0;
@@ -281,9 +325,23 @@ static __always_inline int classify(struct xtap_pkt *p, struct xtap_matches *m, 
     struct classify_ctx c = {
         .pkt = p,
         .m = m,
-        .shed_threshold = READ_ONCE(ctl->shed_threshold),
-        .count = count,
     };
+
+    /*
+     * The prefilter names the masks that could match; none: not a target.
+     * It looks at addresses only, so it also covers later fragments: their
+     * first fragment, with the same addresses, could only have matched
+     * through an anchor that is still there while its criterion is live.
+     */
+    prefilter(p, ctl, &c.want);
+    if (!(c.want.bits[0] | c.want.bits[1] | c.want.bits[2] | c.want.bits[3]))
+        return 0;
+    if (parse_rest(l3, end, p) < 0)
+        return -1;
+    if (count)
+        stat_inc(XTAP_STAT_PREFILTER_HIT);
+    c.shed_threshold = READ_ONCE(ctl->shed_threshold);
+    c.count = count;
 
     if (p->frag == XTAP_FRAG_LATER) {
         c.now = bpf_ktime_get_boot_ns();
@@ -306,18 +364,6 @@ static __always_inline int classify(struct xtap_pkt *p, struct xtap_matches *m, 
         }
     }
 
-    /* The prefilter names the masks that could match; none: not a target. */
-    if (p->key.family == XTAP_FAMILY_IPV4)
-        prefilter4(p, ctl, &c.want);
-    else
-        prefilter6(p, ctl, &c.want);
-    if (!(c.want.bits[0] | c.want.bits[1] | c.want.bits[2] | c.want.bits[3]))
-        return 0;
-    if (count)
-        stat_inc(XTAP_STAT_PREFILTER_HIT);
-    if (!c.now)
-        c.now = bpf_ktime_get_boot_ns();
-
     __u32 nmasks = READ_ONCE(ctl->mask_count);
     if (nmasks > XTAP_MAX_MASKS)
         nmasks = XTAP_MAX_MASKS;
@@ -328,7 +374,7 @@ static __always_inline int classify(struct xtap_pkt *p, struct xtap_matches *m, 
         if (fv) {
             struct xtap_frag_key fk;
             frag_key_of(p, &fk);
-            fv->time_ns = c.now;
+            fv->time_ns = bpf_ktime_get_boot_ns();
             fv->count = m->count;
             fv->flags = m->truncated ? XTAP_META_TRUNCATED : 0;
             __builtin_memcpy(fv->refs, m->refs, sizeof(fv->refs));

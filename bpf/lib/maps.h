@@ -50,6 +50,24 @@ struct {
     __type(value, struct xtap_slot_stats);
 } slot_stats SEC(".maps");
 
+/* Written by userspace only (see struct xtap_slot_released); no program reads it. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, XTAP_DEFAULT_SLOTS);
+    __type(key, __u32);
+    __type(value, struct xtap_slot_released);
+} slot_released SEC(".maps");
+
+/* Prefilter, stage zero: one bit per hashed anchor (see xtap_anchor_hash). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, XTAP_DEFAULT_PREFIXES / 2); /* 32 bits per anchor */
+    __type(key, __u32);
+    __type(value, __u64);
+} anchor_bits SEC(".maps");
+
 /* Prefilter: hashed anchors (exact prefix -> masks to scan), per family. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);

@@ -74,22 +74,35 @@ static __always_inline int parse_l4(void *pos, void *end, __u8 proto, struct xta
     return 0;
 }
 
-static __always_inline int parse_ipv4(void *pos, void *end, struct xtap_pkt *p)
+/*
+ * Parsing runs in two stages so that a packet which is no target costs as
+ * little as possible: parse_l3 reads what the prefilter needs (family,
+ * addresses), parse_rest the rest (fragment, IPv6 extension headers, L4), only
+ * for packets the prefilter lets through.
+ */
+static __always_inline int parse_ipv4_l3(void *pos, void *end, struct xtap_pkt *p)
 {
     struct iphdr *ip = pos;
     if ((void *)(ip + 1) > end)
         return -1;
     if (ip->version != 4 || ip->ihl < 5)
         return -1;
-    void *l4 = pos + ip->ihl * 4;
-    if (l4 > end)
-        return -1;
-
     p->key.family = XTAP_FAMILY_IPV4;
     p->key.proto = ip->protocol;
     __builtin_memcpy(p->key.src, &ip->saddr, 4);
     __builtin_memcpy(p->key.dst, &ip->daddr, 4);
     p->l3_len = end - pos;
+    return 0;
+}
+
+static __always_inline int parse_ipv4_rest(void *pos, void *end, struct xtap_pkt *p)
+{
+    struct iphdr *ip = pos;
+    if ((void *)(ip + 1) > end)
+        return -1;
+    void *l4 = pos + ip->ihl * 4;
+    if (l4 > end)
+        return -1;
 
     __u16 frag_off = bpf_ntohs(ip->frag_off);
     __u16 offset = frag_off & 0x1fff;
@@ -111,19 +124,25 @@ static __always_inline int ipv6_is_ext(__u8 nh)
            nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH;
 }
 
-static __always_inline int parse_ipv6(void *pos, void *end, struct xtap_pkt *p)
+static __always_inline int parse_ipv6_l3(void *pos, void *end, struct xtap_pkt *p)
 {
     struct ipv6hdr *ip6 = pos;
     if ((void *)(ip6 + 1) > end)
         return -1;
     if (ip6->version != 6)
         return -1;
-
     p->key.family = XTAP_FAMILY_IPV6;
     __builtin_memcpy(p->key.src, &ip6->saddr, 16);
     __builtin_memcpy(p->key.dst, &ip6->daddr, 16);
     p->l3_len = end - pos;
+    return 0;
+}
 
+static __always_inline int parse_ipv6_rest(void *pos, void *end, struct xtap_pkt *p)
+{
+    struct ipv6hdr *ip6 = pos;
+    if ((void *)(ip6 + 1) > end)
+        return -1;
     __u8 nh = ip6->nexthdr;
     void *cur = ip6 + 1;
 #pragma unroll
@@ -164,8 +183,9 @@ static __always_inline int parse_ipv6(void *pos, void *end, struct xtap_pkt *p)
     return parse_l4(cur, end, nh, p);
 }
 
-/* 0: p filled (IPv4 or IPv6); -1: not IP or malformed, leave it alone. */
-static __always_inline int parse_packet(void *data, void *end, struct xtap_pkt *p)
+/* Stage one. 0: family and addresses in p, *l3 at the IP header; -1: not IP
+ * or malformed, leave it alone. */
+static __always_inline int parse_l3(void *data, void *end, struct xtap_pkt *p, void **l3)
 {
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > end)
@@ -184,11 +204,20 @@ static __always_inline int parse_packet(void *data, void *end, struct xtap_pkt *
         pos = vh + 1;
     }
 
+    *l3 = pos;
     if (proto == ETH_P_IP)
-        return parse_ipv4(pos, end, p);
+        return parse_ipv4_l3(pos, end, p);
     if (proto == ETH_P_IPV6)
-        return parse_ipv6(pos, end, p);
+        return parse_ipv6_l3(pos, end, p);
     return -1;
+}
+
+/* Stage two, after parse_l3 succeeded. 0: p complete; -1: malformed. */
+static __always_inline int parse_rest(void *l3, void *end, struct xtap_pkt *p)
+{
+    if (p->key.family == XTAP_FAMILY_IPV4)
+        return parse_ipv4_rest(l3, end, p);
+    return parse_ipv6_rest(l3, end, p);
 }
 
 #endif /* XTAP_PARSE_H */

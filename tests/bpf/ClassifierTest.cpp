@@ -3,6 +3,7 @@
 
 #include <variant>
 
+#include "dataplane/FragmentReorderer.h"
 #include "tests/support/BpfRig.h"
 #include "tests/support/PacketBuilder.h"
 
@@ -197,6 +198,45 @@ TEST_CASE("later fragments follow their first fragment, IPv4 and IPv6") {
     auto orphan = later;
     orphan.src = lone;
     CHECK(rig.runCapture(buildFrame(orphan), 0).slots == std::vector<uint32_t>{addr_only.slot});
+}
+
+TEST_CASE("a later fragment released after its first fragment is counted with its criterion") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 3, 3), peer = v4(198, 19, 0, 1);
+    Filter f = hostFilter(target);
+    f.proto = 17;
+    f.dport = {4789, 4789};
+    const SlotRef ref = publish(rig, {{f}});
+    auto first = tcp4(target, peer, 1, 4789);
+    first.proto = 17;
+    first.payload = 200;
+    first.frag = PacketSpec::Frag::First;
+    first.frag_id = 0x4321;
+    auto later = first;
+    later.frag = PacketSpec::Frag::Later;
+    later.payload = 60;
+    const auto first_frame = buildFrame(first), later_frame = buildFrame(later);
+
+    // As xtapd does it: copies through the reorderer, late releases counted.
+    dataplane::FragmentReorderer reorderer;
+    unsigned late_copies = 0;
+    auto deliver = [&](std::span<const uint8_t> frame, std::span<const uint32_t> slots, bool late) {
+        if (!late) return;
+        ++late_copies;
+        for (uint32_t slot : slots) rig.dp().countReleased(slot, 1, frame.size() - 14);
+    };
+    auto copy = [&](const std::vector<uint8_t>& frame) {
+        CHECK(rig.runTransit(frame, 0).marked);
+        const auto c = rig.runCapture(frame, 0);
+        reorderer.onCopy(frame, c.slots, c.meta_flags, bootNs(), deliver);
+    };
+    copy(later_frame);  // before its first: pending, the classifier cannot count it
+    CHECK(rig.dp().counters(ref).packets == 0);
+    copy(first_frame);
+    CHECK(late_copies == 1);
+    const auto counted = rig.dp().counters(ref);
+    CHECK(counted.packets == 2);
+    CHECK(counted.bytes == first_frame.size() - 14 + later_frame.size() - 14);
 }
 
 TEST_CASE("an expired criterion stops matching in the data path itself") {

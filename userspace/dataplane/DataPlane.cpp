@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
+#include <tuple>
 
 namespace xtap::dataplane {
 
@@ -26,6 +28,11 @@ DataPlane::DataPlane(MapWriter& maps, Capacity capacity)
         maps_.setWide(f, false);
         maps_.setFallback(f, false);
     }
+}
+
+DataPlane::DataPlane(MapWriter& maps, Capacity capacity, MapContents previous)
+    : maps_(maps), capacity_(capacity), slots_(capacity.slots), previous_(std::move(previous)) {
+    for (uint32_t s = 0; s < capacity.slots; ++s) free_slots_.push_back(s);
 }
 
 size_t DataPlane::maskCount() const {
@@ -58,12 +65,12 @@ void DataPlane::releaseMask(uint32_t row) {
     auto& m = masks_[row];
     if (!m || --m->refs > 0) return;
     m.reset();
-    maps_.deactivateMask(row);
+    if (!previous_) maps_.deactivateMask(row);
     uint32_t count = mask_count_;
     while (count > 0 && !masks_[count - 1]) --count;
     if (count != mask_count_) {
         mask_count_ = count;
-        maps_.setMaskCount(count);
+        if (!previous_) maps_.setMaskCount(count);
     }
 }
 
@@ -80,9 +87,9 @@ void DataPlane::removeRef(const KeyBytes& key, uint32_t slot) {
     xtap_key k;
     std::memcpy(&k, key.data(), sizeof k);
     if (out == 0) {
-        maps_.deleteRule(k);
+        if (!previous_) maps_.deleteRule(k);
         rules_.erase(it);
-    } else {
+    } else if (!previous_) {
         maps_.putRule(k, r);
     }
 }
@@ -121,7 +128,7 @@ std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, S
     auto anchor = anchorOf(f);
     const bool v4 = f.family == Family::V4;
     if (!anchor) {
-        if (pf.wide_rows[row]++ == 0) {
+        if (pf.wide_rows[row]++ == 0 && !previous_) {
             maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6, masksetOf(pf.wide_rows));
             maps_.setWide(f.family, true);
         }
@@ -149,29 +156,30 @@ std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, S
             return "prefilter capacity reached";
         }
         const bool new_row = it->second[row]++ == 0;
-        if (new_row && !maps_.putAnchor(f.family, *anchor, masksetOf(it->second))) {
+        if (new_row && !previous_ && !maps_.putAnchor(f.family, *anchor, masksetOf(it->second))) {
             if (--it->second[row] == 0) it->second.erase(row);
             if (it->second.empty()) hashed_anchors_.erase(it);
             return "the kernel refused a prefilter entry (map full)";
         }
         if (pf.length_refs[anchor->len]++ == 0) {
             pf.hashed_lengths.push_back(anchor->len);
-            writeLengths(f.family);
+            if (!previous_) writeLengths(f.family);
         }
         rec.anchors.push_back({AnchorUse::Kind::Hashed, key, row});
         return std::nullopt;
     }
     // More distinct lengths than the hash stage takes: the LPM fallback.
     auto [it, inserted] = fallback_prefixes_.try_emplace(key, 0);
-    if (inserted && (anchorCount() > capacity_.prefixes || !maps_.addPrefix(f.family, *anchor))) {
+    if (inserted && (anchorCount() > capacity_.prefixes ||
+                     (!previous_ && !maps_.addPrefix(f.family, *anchor)))) {
         fallback_prefixes_.erase(it);
         return "prefilter capacity reached";
     }
     ++it->second;
-    if (pf.fallback_rows[row]++ == 0)
+    if (pf.fallback_rows[row]++ == 0 && !previous_)
         maps_.writeMaskSet(v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6,
                            masksetOf(pf.fallback_rows));
-    maps_.setFallback(f.family, true);
+    if (!previous_) maps_.setFallback(f.family, true);
     rec.anchors.push_back({AnchorUse::Kind::Fallback, key, row});
     return std::nullopt;
 }
@@ -189,6 +197,7 @@ void DataPlane::releaseAnchor(const AnchorUse& use) {
     switch (use.kind) {
         case AnchorUse::Kind::Wide:
             if (dropRow(pf.wide_rows)) {
+                if (previous_) return;
                 if (pf.wide_rows.empty()) maps_.setWide(fam, false);
                 maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6,
                                    masksetOf(pf.wide_rows));
@@ -199,9 +208,9 @@ void DataPlane::releaseAnchor(const AnchorUse& use) {
             if (it == hashed_anchors_.end()) return;
             if (dropRow(it->second)) {
                 if (it->second.empty()) {
-                    maps_.deleteAnchor(fam, use.anchor.prefix);
+                    if (!previous_) maps_.deleteAnchor(fam, use.anchor.prefix);
                     hashed_anchors_.erase(it);
-                } else {
+                } else if (!previous_) {
                     maps_.putAnchor(fam, use.anchor.prefix, masksetOf(it->second));
                 }
             }
@@ -210,17 +219,17 @@ void DataPlane::releaseAnchor(const AnchorUse& use) {
                 pf.length_refs.erase(len);
                 pf.hashed_lengths.erase(
                     std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(), len));
-                writeLengths(fam);
+                if (!previous_) writeLengths(fam);
             }
             return;
         }
         case AnchorUse::Kind::Fallback: {
             auto it = fallback_prefixes_.find(use.anchor);
             if (it != fallback_prefixes_.end() && --it->second == 0) {
-                maps_.removePrefix(fam, use.anchor.prefix);
+                if (!previous_) maps_.removePrefix(fam, use.anchor.prefix);
                 fallback_prefixes_.erase(it);
             }
-            if (dropRow(pf.fallback_rows)) {
+            if (dropRow(pf.fallback_rows) && !previous_) {
                 if (pf.fallback_rows.empty()) maps_.setFallback(fam, false);
                 maps_.writeMaskSet(v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6,
                                    masksetOf(pf.fallback_rows));
@@ -230,10 +239,9 @@ void DataPlane::releaseAnchor(const AnchorUse& use) {
     }
 }
 
-PublishResult DataPlane::publish(const FilterSet& set) {
+std::optional<PublishError> DataPlane::expand(const FilterSet& set, std::vector<RuleEntry>& entries,
+                                              std::vector<size_t>& filter_of) const {
     using Kind = PublishError::Kind;
-    std::vector<RuleEntry> entries;
-    std::vector<size_t> filter_of;  // entry -> index of its filter
     for (size_t i = 0; i < set.filters.size(); ++i) {
         const std::string why = validate(set.filters[i]);
         if (!why.empty())
@@ -243,25 +251,17 @@ PublishResult DataPlane::publish(const FilterSet& set) {
         filter_of.insert(filter_of.end(), e.size(), i);
     }
     if (set.filters.empty()) return PublishError{Kind::InvalidFilter, "no filters"};
-    if (free_slots_.empty()) return PublishError{Kind::NoSlot, "every criterion slot is in use"};
-    if (rules_.size() + entries.size() > capacity_.rules)
-        return PublishError{Kind::RulesFull, "rule map capacity reached"};
+    return std::nullopt;
+}
 
-    const uint32_t slot = free_slots_.front();
-    free_slots_.pop_front();
+std::optional<PublishError> DataPlane::place(const FilterSet& set, std::vector<RuleEntry>& entries,
+                                             const std::vector<size_t>& filter_of, uint32_t slot) {
+    using Kind = PublishError::Kind;
     SlotRecord& rec = slots_[slot];
-    rec.gen = (rec.gen + 1) & 0x7fffffffu;
-    if (rec.gen == 0) rec.gen = 1;
     const uint32_t gen = rec.gen;
-
-    // Disabled while its rules go in.
-    maps_.setSlotState(slot, gen << 1);
-    maps_.writeSlot(slot, set.priority, set.expiry_ns);
-    maps_.zeroCounters(slot);
-
     for (size_t ei = 0; ei < entries.size(); ++ei) {
         auto& e = entries[ei];
-        const int row = acquireMask(e.mask);
+        const int row = previous_ ? adoptMask(e.mask) : acquireMask(e.mask);
         if (row < 0) {
             rollback(slot, rec);
             return PublishError{Kind::MasksFull, "all tuple-space masks in use"};
@@ -285,7 +285,8 @@ PublishResult DataPlane::publish(const FilterSet& set) {
         r.refs[r.count++] = {slot, gen};
         rec.keys.push_back(kb);
         rec.mask_rows.push_back(row);
-        if (!maps_.putRule(e.key, r)) {
+        // While restoring, the maps hold this rule already: finishRestore() writes it.
+        if (!previous_ && !maps_.putRule(e.key, r)) {
             rollback(slot, rec);
             return PublishError{Kind::RulesFull, "the kernel refused a rule (map full)"};
         }
@@ -295,12 +296,169 @@ PublishResult DataPlane::publish(const FilterSet& set) {
             return PublishError{Kind::PrefixesFull, *err};
         }
     }
+    rec.live = true;
+    ++live_;
+    return std::nullopt;
+}
+
+PublishResult DataPlane::publish(const FilterSet& set) {
+    using Kind = PublishError::Kind;
+    if (previous_) return PublishError{Kind::NoSlot, "restoring: publish after finishRestore()"};
+    std::vector<RuleEntry> entries;
+    std::vector<size_t> filter_of;  // entry -> index of its filter
+    if (auto err = expand(set, entries, filter_of)) return *err;
+    if (free_slots_.empty()) return PublishError{Kind::NoSlot, "every criterion slot is in use"};
+    if (rules_.size() + entries.size() > capacity_.rules)
+        return PublishError{Kind::RulesFull, "rule map capacity reached"};
+
+    const uint32_t slot = free_slots_.front();
+    free_slots_.pop_front();
+    SlotRecord& rec = slots_[slot];
+    rec.gen = (rec.gen + 1) & 0x7fffffffu;
+    if (rec.gen == 0) rec.gen = 1;
+    const uint32_t gen = rec.gen;
+
+    // Disabled while its rules go in.
+    maps_.setSlotState(slot, gen << 1);
+    maps_.writeSlot(slot, set.priority, set.expiry_ns);
+    maps_.zeroCounters(slot);
+
+    if (auto err = place(set, entries, filter_of, slot)) return *err;
 
     // The one store that makes the whole criterion visible.
     maps_.setSlotState(slot, gen << 1 | XTAP_SLOT_ENABLED);
-    rec.live = true;
-    ++live_;
     return SlotRef{slot, gen};
+}
+
+// --- restart ---------------------------------------------------------------------
+
+int DataPlane::adoptMask(const MaskSpec& spec) {
+    xtap_mask wanted = spec.toAbi();
+    auto same = [&wanted](const xtap_mask& m) {
+        xtap_mask held = m;
+        held.active = wanted.active;
+        return std::memcmp(&held, &wanted, sizeof held) == 0;
+    };
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) {
+        if (masks_[row] && masks_[row]->spec == spec) {
+            ++masks_[row]->refs;
+            return static_cast<int>(row);
+        }
+    }
+    // The row the previous controller wrote for it: its rules name that row.
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) {
+        if (!masks_[row] && previous_->masks[row] && same(*previous_->masks[row])) {
+            masks_[row] = MaskRow{spec, 1};
+            mask_count_ = std::max(mask_count_, row + 1);
+            return static_cast<int>(row);
+        }
+    }
+    // A row nobody uses: written now, harmless before its rules exist.
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) {
+        if (!masks_[row] && !previous_->masks[row]) {
+            masks_[row] = MaskRow{spec, 1};
+            maps_.writeMask(row, wanted);
+            mask_count_ = std::max(mask_count_, row + 1);
+            return static_cast<int>(row);
+        }
+    }
+    return -1;
+}
+
+PublishResult DataPlane::restore(const FilterSet& set, SlotRef ref) {
+    using Kind = PublishError::Kind;
+    const bool held = previous_ && ref.slot < slots_.size() &&
+                      ref.slot < previous_->slot_states.size() && !slots_[ref.slot].live &&
+                      previous_->slot_states[ref.slot] == (ref.gen << 1 | XTAP_SLOT_ENABLED);
+    if (!held) return PublishError{Kind::NoSlot, "the maps do not hold this criterion"};
+    std::vector<RuleEntry> entries;
+    std::vector<size_t> filter_of;
+    if (auto err = expand(set, entries, filter_of)) return *err;
+    if (rules_.size() + entries.size() > capacity_.rules)
+        return PublishError{Kind::RulesFull, "rule map capacity reached"};
+
+    free_slots_.erase(std::find(free_slots_.begin(), free_slots_.end(), ref.slot));
+    slots_[ref.slot].gen = ref.gen;
+    // Priority and expiry as the caller has them now; state and counters stay.
+    maps_.writeSlot(ref.slot, set.priority, set.expiry_ns);
+    if (auto err = place(set, entries, filter_of, ref.slot)) return *err;
+    return ref;
+}
+
+namespace {
+// The prefilter key as the maps hold it: bytes past the length are zero.
+std::pair<Family, Prefix> normalized(Family f, Prefix p) {
+    const size_t size = f == Family::V4 ? 4 : 16;
+    for (size_t i = 0; i < p.addr.size(); ++i) {
+        const int bits = static_cast<int>(p.len) - static_cast<int>(i * 8);
+        if (i >= size || bits <= 0) {
+            p.addr[i] = 0;
+        } else if (bits < 8) {
+            p.addr[i] &= static_cast<uint8_t>(0xff00u >> bits);
+        }
+    }
+    return {f, p};
+}
+
+struct PrefixLess {
+    bool operator()(const std::pair<Family, Prefix>& a, const std::pair<Family, Prefix>& b) const {
+        return std::tie(a.first, a.second.len, a.second.addr) <
+               std::tie(b.first, b.second.len, b.second.addr);
+    }
+};
+}  // namespace
+
+void DataPlane::finishRestore() {
+    if (!previous_) return;
+    const MapContents prev = std::move(*previous_);
+    previous_.reset();
+
+    // New things first: rows, rules, slots, prefilter. Meanwhile the
+    // classifier scans the rows of both controllers.
+    uint32_t prev_count = 0;
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
+        if (prev.masks[row]) prev_count = row + 1;
+    maps_.setMaskCount(std::max(prev_count, mask_count_));
+    for (const auto& [kb, rule] : rules_) {
+        xtap_key k;
+        std::memcpy(&k, kb.data(), sizeof k);
+        maps_.putRule(k, rule);
+    }
+    for (uint32_t s = 0; s < slots_.size(); ++s) {
+        if (slots_[s].live) continue;
+        const uint32_t state = s < prev.slot_states.size() ? prev.slot_states[s] : 0;
+        // The next publish in this slot moves past the generation its old rules carried.
+        slots_[s].gen = state >> 1;
+        if (state & XTAP_SLOT_ENABLED) maps_.setSlotState(s, state & ~XTAP_SLOT_ENABLED);
+    }
+    for (const auto& [key, rows] : hashed_anchors_)
+        maps_.putAnchor(key.family, key.prefix, masksetOf(rows));
+    for (const auto& [key, refs] : fallback_prefixes_) maps_.addPrefix(key.family, key.prefix);
+    for (Family f : {Family::V4, Family::V6}) {
+        const bool v4 = f == Family::V4;
+        const auto& pf = prefilterOf(f);
+        maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6, masksetOf(pf.wide_rows));
+        maps_.writeMaskSet(v4 ? XTAP_MASKSET_FALLBACK4 : XTAP_MASKSET_FALLBACK6,
+                           masksetOf(pf.fallback_rows));
+        maps_.setWide(f, !pf.wide_rows.empty());
+        maps_.setFallback(f, !pf.fallback_rows.empty());
+        writeLengths(f);
+    }
+
+    // Then whatever only the previous controller used.
+    for (const xtap_key& k : prev.rules)
+        if (!rules_.count(bytesOf(k))) maps_.deleteRule(k);
+    std::set<std::pair<Family, Prefix>, PrefixLess> hashed, fallback;
+    for (const auto& [key, rows] : hashed_anchors_) hashed.insert(normalized(key.family, key.prefix));
+    for (const auto& [key, refs] : fallback_prefixes_)
+        fallback.insert(normalized(key.family, key.prefix));
+    for (const auto& [f, p] : prev.anchors)
+        if (!hashed.count(normalized(f, p))) maps_.deleteAnchor(f, p);
+    for (const auto& [f, p] : prev.prefixes)
+        if (!fallback.count(normalized(f, p))) maps_.removePrefix(f, p);
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
+        if (prev.masks[row] && !masks_[row]) maps_.deactivateMask(row);
+    maps_.setMaskCount(mask_count_);
 }
 
 bool DataPlane::isLive(SlotRef ref) const {
@@ -322,6 +480,10 @@ void DataPlane::setExpiry(SlotRef ref, uint64_t expiry_ns) {
 
 void DataPlane::setPriority(SlotRef ref, uint16_t priority) {
     if (isLive(ref)) maps_.setSlotPriority(ref.slot, priority);
+}
+
+void DataPlane::countReleased(uint32_t slot, uint64_t packets, uint64_t bytes) {
+    if (slot < slots_.size() && slots_[slot].live) maps_.addReleased(slot, packets, bytes);
 }
 
 SlotCounters DataPlane::counters(SlotRef ref) const {

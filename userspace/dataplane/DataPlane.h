@@ -43,9 +43,37 @@ struct PublishError {
 
 using PublishResult = std::variant<SlotRef, PublishError>;
 
+// What the classifier's maps hold when a controller starts on maps pinned by an
+// earlier one (a restart): read back once, so the DataPlane can adopt the
+// criteria still published there instead of clearing them.
+struct MapContents {
+    std::vector<uint32_t> slot_states;                      // per slot: gen << 1 | enabled
+    std::array<std::optional<xtap_mask>, XTAP_MAX_MASKS> masks;  // the active rows
+    std::vector<xtap_key> rules;
+    std::vector<std::pair<Family, Prefix>> anchors;   // hashed prefilter entries
+    std::vector<std::pair<Family, Prefix>> prefixes;  // LPM fallback entries
+};
+
 class DataPlane {
 public:
     DataPlane(MapWriter& maps, Capacity capacity);
+    // A restart: the maps still hold `previous`, and the classifier keeps
+    // counting with it. Writes nothing until finishRestore(): call restore()
+    // for every criterion to keep, then finishRestore(), then anything else.
+    DataPlane(MapWriter& maps, Capacity capacity, MapContents previous);
+
+    // Takes over the criterion published in `ref` by the previous controller:
+    // same slot, same generation, counters untouched, so nothing the classifier
+    // counted during the restart is lost. The rules are rebuilt from `set`
+    // (which must be what was published). NoSlot when the maps do not hold
+    // `ref` live (or this DataPlane is not restoring): publish() it instead,
+    // after finishRestore().
+    PublishResult restore(const FilterSet& set, SlotRef ref);
+    // Writes what the restored criteria need and removes everything else the
+    // previous controller left (withdrawn slots, stale rules and prefilter
+    // entries), new entries first so the prefilter stays a superset throughout.
+    void finishRestore();
+    bool restoring() const { return previous_.has_value(); }
 
     PublishResult publish(const FilterSet& set);
     // Withdraw is idempotent; a stale SlotRef (already withdrawn) does nothing.
@@ -53,6 +81,10 @@ public:
     void setExpiry(SlotRef ref, uint64_t expiry_ns);
     void setPriority(SlotRef ref, uint16_t priority);
     SlotCounters counters(SlotRef ref) const;
+    // A later fragment released to the live criterion in `slot` after its
+    // first fragment (the classifier could not count it when it passed):
+    // counted with the criterion's own counters from now on.
+    void countReleased(uint32_t slot, uint64_t packets, uint64_t bytes);
     bool isLive(SlotRef ref) const;
 
     size_t ruleCount() const { return rules_.size(); }
@@ -102,6 +134,13 @@ private:
 
     static KeyBytes bytesOf(const xtap_key& k);
     int acquireMask(const MaskSpec& spec);  // row or -1
+    int adoptMask(const MaskSpec& spec);    // restore(): the previous row, or a free one
+    std::optional<PublishError> expand(const FilterSet& set, std::vector<RuleEntry>& entries,
+                                       std::vector<size_t>& filter_of) const;
+    // Rules, masks and prefilter of `set` in `slot` (its generation set);
+    // rolls back and frees the slot on failure.
+    std::optional<PublishError> place(const FilterSet& set, std::vector<RuleEntry>& entries,
+                                      const std::vector<size_t>& filter_of, uint32_t slot);
     void releaseMask(uint32_t row);
     void removeRef(const KeyBytes& key, uint32_t slot);
     void rollback(uint32_t slot, SlotRecord& rec);
@@ -122,6 +161,7 @@ private:
     std::map<PrefixKey, uint32_t> fallback_prefixes_;
     std::array<FamilyPrefilter, 2> prefilter_;
     size_t live_ = 0;
+    std::optional<MapContents> previous_;  // while restoring: writes to the prefilter wait
 };
 
 }  // namespace xtap::dataplane

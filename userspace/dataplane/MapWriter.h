@@ -39,6 +39,9 @@ public:
     virtual void setSlotPriority(uint32_t slot, uint16_t priority) = 0;
     virtual SlotCounters readCounters(uint32_t slot) const = 0;
     virtual void zeroCounters(uint32_t slot) = 0;
+    // Counts the data path could not make itself (later fragments released
+    // by userspace after their first fragment): readCounters includes them.
+    virtual void addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) = 0;
 
     // Prefilter, first stage: hashed anchors and which lengths are hashed
     // (packed one per byte, XTAP_ANCHOR_LEN_NONE for unused bytes).

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "dataplane/DataPlane.h"
 #include "dataplane/MapWriter.h"
 
 namespace xtap::dataplane {
@@ -36,6 +37,7 @@ public:
     void setSlotPriority(uint32_t slot, uint16_t priority) override { slots_[slot].priority = priority; }
     SlotCounters readCounters(uint32_t slot) const override { return counters_[slot]; }
     void zeroCounters(uint32_t slot) override { counters_[slot] = {}; }
+    void addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) override { addTraffic(slot, packets, bytes); }
     bool putAnchor(Family f, const Prefix& p, const xtap_maskset& m) override {
         anchors_[{f, p.len, p.addr}] = m;
         return true;
@@ -50,6 +52,27 @@ public:
     void writeMaskSet(uint32_t row, const xtap_maskset& m) override { masksets_[row] = m; }
     void setFallback(Family f, bool on) override { fallback_[f == Family::V4 ? 0 : 1] = on; }
     void setWide(Family f, bool on) override { wide_[f == Family::V4 ? 0 : 1] = on; }
+
+    // What a restarted controller reads back (DataPlane's restore constructor).
+    MapContents contents() const {
+        MapContents c;
+        for (const auto& s : slots_) c.slot_states.push_back(s.state);
+        for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
+            if (masks_[row].active) c.masks[row] = masks_[row];
+        for (const auto& [k, r] : rules_) {
+            xtap_key key;
+            std::memcpy(&key, k.data(), sizeof key);
+            c.rules.push_back(key);
+        }
+        for (const auto& [k, m] : anchors_) c.anchors.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
+        for (const auto& [k, n] : prefixes_) c.prefixes.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
+        return c;
+    }
+    const std::map<std::array<uint8_t, sizeof(xtap_key)>, xtap_rule>& rules() const { return rules_; }
+    const xtap_mask& mask(uint32_t row) const { return masks_[row]; }
+    const xtap_maskset& maskSet(uint32_t row) const { return masksets_[row]; }
+    uint32_t anchorLengths(Family f) const { return lengths_[f == Family::V4 ? 0 : 1]; }
+    bool hasAnchor(Family f, const Prefix& p) const { return anchors_.count({f, p.len, p.addr}) > 0; }
 
     // Test hooks: what the data path would have counted.
     void addTraffic(uint32_t slot, uint64_t packets, uint64_t bytes) {

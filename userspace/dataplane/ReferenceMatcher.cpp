@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "xtap_abi.h"
+
 namespace xtap::dataplane {
 
 namespace {
@@ -131,7 +133,7 @@ bool ReferenceMatcher::mustHoldAsPending(std::span<const uint8_t> frame, uint32_
     const auto p = parseFrame(frame);
     if (!p || p->frag != PacketFields::Frag::Later) return false;
     const FragKey fk{static_cast<uint8_t>(p->family), p->proto, p->frag_id, p->src, p->dst};
-    if (frags_.count(fk)) return false;
+    if (firstFragment(fk, now_ns)) return false;
     for (const auto& [slot, set] : criteria_) {
         if (set.expiry_ns != 0 && now_ns >= set.expiry_ns) continue;
         for (const auto& f : set.filters) {
@@ -142,6 +144,13 @@ bool ReferenceMatcher::mustHoldAsPending(std::span<const uint8_t> frame, uint32_
         }
     }
     return false;
+}
+
+const ReferenceMatcher::FirstFragment* ReferenceMatcher::firstFragment(const FragKey& key,
+                                                                       uint64_t now_ns) const {
+    const auto it = frags_.find(key);
+    if (it == frags_.end() || now_ns - it->second.seen_ns >= XTAP_FRAG_WINDOW_NS) return nullptr;
+    return &it->second;
 }
 
 void ReferenceMatcher::add(uint32_t slot, FilterSet set) { criteria_[slot] = std::move(set); }
@@ -158,8 +167,8 @@ std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, ui
     std::set<uint32_t> hits;
     const FragKey fk{static_cast<uint8_t>(p->family), p->proto, p->frag_id, p->src, p->dst};
     if (p->frag == PacketFields::Frag::Later) {
-        if (auto it = frags_.find(fk); it != frags_.end()) {
-            for (uint32_t slot : it->second) {
+        if (const auto* first = firstFragment(fk, now_ns)) {
+            for (uint32_t slot : first->slots) {
                 auto c = criteria_.find(slot);
                 if (c != criteria_.end() && live(c->second)) hits.insert(slot);
             }
@@ -171,7 +180,7 @@ std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, ui
                         [&](const Filter& f) { return filterMatches(f, *p, ifindex); }))
             hits.insert(slot);
     }
-    if (p->frag == PacketFields::Frag::First && !hits.empty()) frags_[fk] = hits;
+    if (p->frag == PacketFields::Frag::First && !hits.empty()) frags_[fk] = {hits, now_ns};
     return {hits.begin(), hits.end()};
 }
 

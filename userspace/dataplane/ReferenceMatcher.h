@@ -55,8 +55,16 @@ public:
 
 private:
     using FragKey = std::tuple<uint8_t, uint8_t, uint32_t, Address, Address>;
+    // A first fragment's criteria, good for its later fragments during the
+    // fragment window (XTAP_FRAG_WINDOW_NS), as in the classifier.
+    struct FirstFragment {
+        std::set<uint32_t> slots;
+        uint64_t seen_ns = 0;
+    };
+    const FirstFragment* firstFragment(const FragKey& key, uint64_t now_ns) const;
+
     std::map<uint32_t, FilterSet> criteria_;
-    std::map<FragKey, std::set<uint32_t>> frags_;
+    std::map<FragKey, FirstFragment> frags_;
 };
 
 }  // namespace xtap::dataplane

@@ -102,3 +102,19 @@ TEST_CASE("invalid filters are refused with the reason") {
     CHECK(std::get<PublishError>(r).detail.find("protocol") != std::string::npos);
     CHECK(std::holds_alternative<PublishError>(dp.publish({{}})));
 }
+
+TEST_CASE("late-released fragments count with their criterion, only while it is live") {
+    MemoryMaps maps(1);
+    DataPlane dp(maps, {1024, 1, 1024});
+    const SlotRef ref = ok(dp.publish({{host(1)}}));
+    maps.addTraffic(ref.slot, 1, 1500);  // what the classifier counted itself
+    dp.countReleased(ref.slot, 1, 520);
+    CHECK(dp.counters(ref).packets == 2);
+    CHECK(dp.counters(ref).bytes == 2020);
+    dp.withdraw(ref);
+    dp.countReleased(ref.slot, 1, 520);  // too late: nobody owns the slot
+    const SlotRef next = ok(dp.publish({{host(2)}}));
+    REQUIRE(next.slot == ref.slot);
+    CHECK(dp.counters(next).packets == 0);  // the reused slot starts from zero
+    dp.countReleased(99, 1, 1);             // out of range: ignored
+}

@@ -14,7 +14,9 @@ const char* toString(XdpMode mode);
 class XdpAttachment {
 public:
     // Refuses an interface that already runs another XDP program (one program
-    // per interface: this kernel's lockdown forbids libxdp's dispatcher).
+    // per interface: this kernel's lockdown forbids libxdp's dispatcher). A
+    // program of the same name left by a killed controller is replaced in
+    // place (atomically, in the mode it runs in).
     XdpAttachment(uint32_t ifindex, int prog_fd, XdpMode mode);
     ~XdpAttachment();
     XdpAttachment(const XdpAttachment&) = delete;

@@ -5,7 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <system_error>
 
@@ -49,11 +51,64 @@ BpfMaps::BpfMaps(const XtapObject& obj)
       masks_map_(mapArray(obj, "masks")),
       slots_map_(mapArray(obj, "slots")),
       masksets_map_(mapArray(obj, "masksets")),
+      anchor_bits_map_(mapArray(obj, "anchor_bits")),
+      released_map_(mapArray(obj, "slot_released")),
       control_(control_map_.as<xtap_control>()),
       masksets_(masksets_map_.as<xtap_maskset>()),
       masks_(masks_map_.as<xtap_mask>()),
-      slots_(slots_map_.as<xtap_slot>()) {
+      slots_(slots_map_.as<xtap_slot>()),
+      anchor_bits_(anchor_bits_map_.as<uint64_t>()),
+      released_(released_map_.as<xtap_slot_released>()) {
     if (ncpus_ <= 0) throw std::system_error(-ncpus_, std::generic_category(), "possible CPUs");
+    uint32_t log2_bits = 6;
+    while ((1ull << log2_bits) < uint64_t(bpf_map__max_entries(obj.map("anchor_bits"))) * 64) ++log2_bits;
+    anchor_hash_shift_ = 64 - log2_bits;
+    // Anchors an earlier controller left in pinned maps keep their bits.
+    auto adopt = [this](int fd, auto sample, Family family, size_t addr_len) {
+        decltype(sample) k{}, next{};
+        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0; first = false) {
+            k = next;
+            Prefix p;
+            p.len = k.len;
+            std::memcpy(p.addr.data(), k.addr, addr_len);
+            const uint64_t bit = anchorBit(family, p);
+            if (anchor_bit_refs_[bit]++ == 0) setAnchorBit(bit, true);
+        }
+    };
+    adopt(anchors4_fd_, xtap_anchor4{}, Family::V4, 4);
+    adopt(anchors6_fd_, xtap_anchor6{}, Family::V6, 16);
+    store(control_->anchor_hash_shift, anchor_hash_shift_);
+}
+
+uint64_t BpfMaps::anchorBit(Family family, const Prefix& prefix) const {
+    // The masked anchor as the classifier loads it: IPv4 as a 32-bit word,
+    // IPv6 as the first 64 bits (anchors are at most /64), memory order.
+    const unsigned width = family == Family::V4 ? 32 : 64;
+    const unsigned len = std::min<unsigned>(prefix.len, width);
+    uint8_t bytes[8] = {};
+    for (unsigned i = 0; i < width / 8; ++i) {
+        const int bits = static_cast<int>(len) - static_cast<int>(i * 8);
+        bytes[i] = bits <= 0 ? 0 : bits >= 8 ? prefix.addr[i] : prefix.addr[i] & uint8_t(0xff00u >> bits);
+    }
+    uint64_t masked = 0;
+    if (family == Family::V4) {
+        uint32_t w;
+        std::memcpy(&w, bytes, 4);
+        masked = w;
+    } else {
+        std::memcpy(&masked, bytes, 8);
+    }
+    const uint8_t fam = family == Family::V4 ? XTAP_FAMILY_IPV4 : XTAP_FAMILY_IPV6;
+    return xtap_anchor_hash(masked, prefix.len, fam) >> anchor_hash_shift_;
+}
+
+void BpfMaps::setAnchorBit(uint64_t bit, bool on) {
+    std::atomic_ref<uint64_t> word(anchor_bits_[bit / 64]);
+    const uint64_t mask = 1ull << (bit % 64);
+    if (on)
+        word.fetch_or(mask, std::memory_order_release);
+    else
+        word.fetch_and(~mask, std::memory_order_release);
 }
 
 void BpfMaps::writeMask(uint32_t row, const xtap_mask& mask) {
@@ -102,12 +157,26 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
         sum.bytes += c.bytes;
         sum.shed += c.shed;
     }
+    if (slot < slot_capacity_) {
+        sum.packets += std::atomic_ref<__u64>(released_[slot].packets).load(std::memory_order_relaxed);
+        sum.bytes += std::atomic_ref<__u64>(released_[slot].bytes).load(std::memory_order_relaxed);
+    }
     return sum;
 }
 
 void BpfMaps::zeroCounters(uint32_t slot) {
     std::vector<xtap_slot_stats> zero(static_cast<size_t>(ncpus_));
     bpf_map_update_elem(slot_stats_fd_, &slot, zero.data(), BPF_ANY);
+    if (slot < slot_capacity_) {
+        store(released_[slot].packets, uint64_t{0});
+        store(released_[slot].bytes, uint64_t{0});
+    }
+}
+
+void BpfMaps::addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) {
+    if (slot >= slot_capacity_) return;
+    std::atomic_ref<__u64>(released_[slot].packets).fetch_add(packets, std::memory_order_relaxed);
+    std::atomic_ref<__u64>(released_[slot].bytes).fetch_add(bytes, std::memory_order_relaxed);
 }
 
 bool BpfMaps::addPrefix(Family family, const Prefix& prefix) {
@@ -145,22 +214,36 @@ K anchorKey(const Prefix& p, size_t addr_len) {
 }  // namespace
 
 bool BpfMaps::putAnchor(Family family, const Prefix& prefix, const xtap_maskset& masks) {
-    if (family == Family::V4) {
-        const auto k = anchorKey<xtap_anchor4>(prefix, 4);
-        return bpf_map_update_elem(anchors4_fd_, &k, &masks, BPF_ANY) == 0;
+    const bool v4 = family == Family::V4;
+    const int fd = v4 ? anchors4_fd_ : anchors6_fd_;
+    const auto k4 = anchorKey<xtap_anchor4>(prefix, 4);
+    const auto k6 = anchorKey<xtap_anchor6>(prefix, 16);
+    const void* key = v4 ? static_cast<const void*>(&k4) : static_cast<const void*>(&k6);
+    // The bit first: the bitmap never hides an anchor the hash holds.
+    const uint64_t bit = anchorBit(family, prefix);
+    const bool bit_was_set = anchor_bit_refs_.count(bit) > 0;
+    if (!bit_was_set) setAnchorBit(bit, true);
+    if (bpf_map_update_elem(fd, key, &masks, BPF_NOEXIST) == 0) {
+        ++anchor_bit_refs_[bit];
+        return true;
     }
-    const auto k = anchorKey<xtap_anchor6>(prefix, 16);
-    return bpf_map_update_elem(anchors6_fd_, &k, &masks, BPF_ANY) == 0;
+    if (errno == EEXIST) return bpf_map_update_elem(fd, key, &masks, BPF_EXIST) == 0;
+    if (!bit_was_set) setAnchorBit(bit, false);
+    return false;
 }
 
 void BpfMaps::deleteAnchor(Family family, const Prefix& prefix) {
-    if (family == Family::V4) {
-        const auto k = anchorKey<xtap_anchor4>(prefix, 4);
-        bpf_map_delete_elem(anchors4_fd_, &k);
-        return;
+    const bool v4 = family == Family::V4;
+    const auto k4 = anchorKey<xtap_anchor4>(prefix, 4);
+    const auto k6 = anchorKey<xtap_anchor6>(prefix, 16);
+    const void* key = v4 ? static_cast<const void*>(&k4) : static_cast<const void*>(&k6);
+    if (bpf_map_delete_elem(v4 ? anchors4_fd_ : anchors6_fd_, key) != 0) return;
+    // The bit last, and only when no other anchor shares it.
+    auto it = anchor_bit_refs_.find(anchorBit(family, prefix));
+    if (it != anchor_bit_refs_.end() && --it->second == 0) {
+        setAnchorBit(it->first, false);
+        anchor_bit_refs_.erase(it);
     }
-    const auto k = anchorKey<xtap_anchor6>(prefix, 16);
-    bpf_map_delete_elem(anchors6_fd_, &k);
 }
 
 void BpfMaps::setAnchorLengths(Family family, uint32_t packed) {
@@ -232,6 +315,33 @@ xtap_control BpfMaps::control() const {
     return c;
 }
 
+MapContents BpfMaps::readContents() const {
+    MapContents c;
+    for (uint32_t s = 0; s < slot_capacity_; ++s)
+        c.slot_states.push_back(std::atomic_ref<uint32_t>(slots_[s].state).load(std::memory_order_acquire));
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
+        if (std::atomic_ref<uint32_t>(masks_[row].active).load(std::memory_order_acquire)) c.masks[row] = masks_[row];
+    auto keys = [](int fd, auto sample, auto push) {
+        decltype(sample) k{}, next{};
+        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0; first = false) {
+            k = next;
+            push(k);
+        }
+    };
+    keys(rules_fd_, xtap_key{}, [&](const xtap_key& k) { c.rules.push_back(k); });
+    auto prefix = [](uint32_t len, const uint8_t* addr, size_t n) {
+        Prefix p;
+        p.len = static_cast<uint8_t>(len);
+        std::memcpy(p.addr.data(), addr, n);
+        return p;
+    };
+    keys(anchors4_fd_, xtap_anchor4{}, [&](const xtap_anchor4& k) { c.anchors.push_back({Family::V4, prefix(k.len, k.addr, 4)}); });
+    keys(anchors6_fd_, xtap_anchor6{}, [&](const xtap_anchor6& k) { c.anchors.push_back({Family::V6, prefix(k.len, k.addr, 16)}); });
+    keys(prefix4_fd_, xtap_lpm4{}, [&](const xtap_lpm4& k) { c.prefixes.push_back({Family::V4, prefix(k.prefixlen, k.addr, 4)}); });
+    keys(prefix6_fd_, xtap_lpm6{}, [&](const xtap_lpm6& k) { c.prefixes.push_back({Family::V6, prefix(k.prefixlen, k.addr, 16)}); });
+    return c;
+}
+
 void BpfMaps::clearCriteria() {
     setMaskCount(0);
     for (Family f : {Family::V4, Family::V6}) {
@@ -251,6 +361,8 @@ void BpfMaps::clearCriteria() {
     clear(prefix6_fd_, sizeof(xtap_lpm6));
     clear(anchors4_fd_, sizeof(xtap_anchor4));
     clear(anchors6_fd_, sizeof(xtap_anchor6));
+    for (const auto& [bit, refs] : anchor_bit_refs_) setAnchorBit(bit, false);
+    anchor_bit_refs_.clear();
     clear(frags_fd_, sizeof(xtap_frag_key));
 }
 

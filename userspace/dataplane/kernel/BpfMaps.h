@@ -6,9 +6,11 @@
 
 #include <array>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "common/UniqueFd.h"
+#include "dataplane/DataPlane.h"
 #include "dataplane/MapWriter.h"
 #include "dataplane/kernel/XtapObject.h"
 
@@ -29,6 +31,7 @@ public:
     void setSlotPriority(uint32_t slot, uint16_t priority) override;
     SlotCounters readCounters(uint32_t slot) const override;
     void zeroCounters(uint32_t slot) override;
+    void addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) override;
     bool putAnchor(Family family, const Prefix& prefix, const xtap_maskset& masks) override;
     void deleteAnchor(Family family, const Prefix& prefix) override;
     void setAnchorLengths(Family family, uint32_t packed) override;
@@ -50,20 +53,34 @@ public:
     std::array<uint64_t, XTAP_STAT_MAX> readStats() const;
     xtap_control control() const;
 
+    // What an earlier controller left in pinned maps (a restart), for
+    // DataPlane's restore constructor.
+    MapContents readContents() const;
+
     // A fresh start: forget every criterion the maps hold (a restart that does
     // not restore them, or an explicit flush).
     void clearCriteria();
 
 private:
+    // The anchor bitmap (xtap_abi.h, stage zero): bit of an anchor, and set or
+    // clear it; anchor_bit_refs_ counts the anchors sharing each set bit.
+    uint64_t anchorBit(Family family, const Prefix& prefix) const;
+    void setAnchorBit(uint64_t bit, bool on);
+
     int ncpus_;
     uint32_t slot_capacity_;
     int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_, excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
-    MappedRegion control_map_, masks_map_, slots_map_, masksets_map_;
+    MappedRegion control_map_, masks_map_, slots_map_, masksets_map_, anchor_bits_map_,
+        released_map_;
     xtap_control* control_;
     xtap_maskset* masksets_;
     xtap_mask* masks_;
     xtap_slot* slots_;
+    uint64_t* anchor_bits_;
+    xtap_slot_released* released_;
+    uint32_t anchor_hash_shift_;
+    std::unordered_map<uint64_t, uint32_t> anchor_bit_refs_;
 };
 
 }  // namespace xtap::dataplane::kernel

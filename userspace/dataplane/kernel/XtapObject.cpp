@@ -30,10 +30,15 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     resize(s->maps.rules, options.capacity.rules, "rules");
     resize(s->maps.slots, options.capacity.slots, "slots");
     resize(s->maps.slot_stats, options.capacity.slots, "slot_stats");
+    resize(s->maps.slot_released, options.capacity.slots, "slot_released");
     resize(s->maps.prefix4, options.capacity.prefixes, "prefix4");
     resize(s->maps.prefix6, options.capacity.prefixes, "prefix6");
     resize(s->maps.anchors4, options.capacity.prefixes, "anchors4");
     resize(s->maps.anchors6, options.capacity.prefixes, "anchors6");
+    // The anchor bitmap: 32 bits per anchor, a power of two (BpfMaps hashes into it).
+    uint32_t bitmap_words = 1;
+    while (bitmap_words < options.capacity.prefixes / 2 && bitmap_words < (1u << 24)) bitmap_words <<= 1;
+    resize(s->maps.anchor_bits, bitmap_words, "anchor_bits");
     resize(s->maps.frags, options.frag_entries, "frags");
 
     if (!options.pin_dir.empty()) {
