@@ -363,6 +363,13 @@ SavedCriterion savedFrom(const json& j) {
     s.matched = countersFrom(j.at("matched"));
     s.counted_at_refresh = countersFrom(j.at("counted_at_refresh"));
     s.dropped = countersFrom(j.at("dropped"));
+    if (j.contains("slot")) {
+        const json& slot = j.at("slot");
+        s.slot = dataplane::SlotRef{number<uint32_t>(slot.at("slot")), number<uint32_t>(slot.at("gen"))};
+        s.slot_counted = countersFrom(slot.at("counted"));
+        if (s.slot_counted.packets > s.matched.packets || s.slot_counted.bytes > s.matched.bytes)
+            throw std::invalid_argument("slot counted more than matched");
+    }
     return s;
 }
 
@@ -610,6 +617,8 @@ json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) cons
     for (const auto& [user, u] : users_) {
         last_ids[user] = u.last_id;
         for (const auto& [id, c] : u.criteria) {
+            // One read: matched and the slot's share of it must agree.
+            const dataplane::SlotCounters slot = data_plane_.counters(c.slot);
             json destinations = json::array();
             for (const ContentDestination& d : c.publication.destinations) {
                 destinations.push_back(destinationJson(d));
@@ -624,9 +633,14 @@ json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) cons
                        {"added", timestampText(c.added)},
                        {"refresh_count", c.refresh_count},
                        {"last_refresh", timestampText(c.last_refresh)},
-                       {"matched", countersJson(matched(c))},
+                       {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
                        {"counted_at_refresh", countersJson(c.counted_at_refresh)},
                        {"dropped", countersJson(c.dropped)}};
+            if (data_plane_.isLive(c.slot)) {
+                entry["slot"] = {{"slot", c.slot.slot},
+                                 {"gen", c.slot.gen},
+                                 {"counted", countersJson({slot.packets, slot.bytes})}};
+            }
             if (c.total_deadline_ns != 0) {
                 entry["total_remaining_ns"] = saturatingSub(c.total_deadline_ns, now.boottime_ns);
             }
@@ -678,6 +692,61 @@ std::variant<StoreSnapshot, std::string> CriteriaStore::parseJson(const json& do
     }
 }
 
+void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
+                               const RestoreRebuild& rebuild, bool in_place, RestoreReport& report,
+                               std::vector<const SavedCriterion*>& later) {
+    auto drop = [&](std::string reason) { report.dropped.push_back({saved.key, std::move(reason)}); };
+    if (find(saved.key)) return drop("a criterion with this ID exists");
+    if (total_ >= limits_.max_total_criteria) return drop("the data plane's capacity is reached");
+    auto rebuilt = rebuild(saved);
+    if (auto* reason = std::get_if<std::string>(&rebuilt)) return drop(std::move(*reason));
+    Criterion c;
+    c.key = saved.key;
+    c.request = saved.request;
+    c.client_address = saved.client_address;
+    c.publication = std::move(std::get<Publication>(rebuilt));
+    c.limits = saved.limits;
+    c.added = saved.added;
+    c.refresh_count = saved.refresh_count;
+    c.last_refresh = saved.last_refresh;
+    if (saved.total_remaining_ns) c.total_deadline_ns = now.boottime_ns + *saved.total_remaining_ns;
+    if (saved.idle_remaining_ns) c.idle_deadline_ns = now.boottime_ns + *saved.idle_remaining_ns;
+    c.baseline = saved.matched;
+    c.last_seen_packets = saved.matched.packets;
+    c.counted_at_refresh = saved.counted_at_refresh;
+    c.dropped = saved.dropped;
+    if (in_place) {
+        const dataplane::FilterSet set{c.publication.filters, c.publication.effective_priority,
+                                       c.isStatic() ? 0 : c.total_deadline_ns};
+        const dataplane::PublishResult result = data_plane_.restore(set, *saved.slot);
+        if (!std::holds_alternative<dataplane::SlotRef>(result)) {
+            later.push_back(&saved);  // published afresh: what it counted since the save is lost
+            return;
+        }
+        c.slot = *saved.slot;
+        // The slot's counters go on from where the save read them.
+        c.baseline.packets -= saved.slot_counted.packets;
+        c.baseline.bytes -= saved.slot_counted.bytes;
+        const dataplane::SlotCounters slot = data_plane_.counters(c.slot);
+        report.resumed.push_back(
+            {c.key, MatchCounters{saturatingSub(slot.packets, saved.slot_counted.packets),
+                                  saturatingSub(slot.bytes, saved.slot_counted.bytes)}});
+    } else {
+        const auto published = publish(c.publication.filters, c);
+        if (const auto* refused = std::get_if<AddRefusal>(&published)) {
+            return drop(*refused == AddRefusal::ClassifierFull ? "the data plane has no room"
+                                                               : "the data plane refused the filters");
+        }
+        c.slot = std::get<dataplane::SlotRef>(published);
+    }
+    UserCriteria& user = users_[c.key.user];
+    user.last_id = std::max(user.last_id, c.key.id);
+    Criterion& stored = user.criteria.emplace(c.key.id, std::move(c)).first->second;
+    index(stored);
+    ++total_;
+    ++report.restored;
+}
+
 RestoreReport CriteriaStore::restore(const StoreSnapshot& snapshot, const Instant& now,
                                      const RestoreRebuild& rebuild) {
     RestoreReport report;
@@ -685,55 +754,18 @@ RestoreReport CriteriaStore::restore(const StoreSnapshot& snapshot, const Instan
         UserCriteria& u = users_[user];
         u.last_id = std::max(u.last_id, last);
     }
+    // Criteria still live in the maps first (in place), then the others.
+    std::vector<const SavedCriterion*> later;
     for (const SavedCriterion& saved : snapshot.criteria) {
-        auto drop = [&](std::string reason) {
-            report.dropped.push_back({saved.key, std::move(reason)});
-        };
-        if (find(saved.key)) {
-            drop("a criterion with this ID exists");
-            continue;
+        if (saved.slot && data_plane_.restoring()) {
+            restoreOne(saved, now, rebuild, true, report, later);
+        } else {
+            later.push_back(&saved);
         }
-        if (total_ >= limits_.max_total_criteria) {
-            drop("the data plane's capacity is reached");
-            continue;
-        }
-        auto rebuilt = rebuild(saved);
-        if (auto* reason = std::get_if<std::string>(&rebuilt)) {
-            drop(std::move(*reason));
-            continue;
-        }
-        Criterion c;
-        c.key = saved.key;
-        c.request = saved.request;
-        c.client_address = saved.client_address;
-        c.publication = std::move(std::get<Publication>(rebuilt));
-        c.limits = saved.limits;
-        c.added = saved.added;
-        c.refresh_count = saved.refresh_count;
-        c.last_refresh = saved.last_refresh;
-        if (saved.total_remaining_ns) {
-            c.total_deadline_ns = now.boottime_ns + *saved.total_remaining_ns;
-        }
-        if (saved.idle_remaining_ns)
-            c.idle_deadline_ns = now.boottime_ns + *saved.idle_remaining_ns;
-        c.baseline = saved.matched;
-        c.last_seen_packets = saved.matched.packets;
-        c.counted_at_refresh = saved.counted_at_refresh;
-        c.dropped = saved.dropped;
-        const auto published = publish(c.publication.filters, c);
-        if (const auto* refused = std::get_if<AddRefusal>(&published)) {
-            drop(*refused == AddRefusal::ClassifierFull ? "the data plane has no room"
-                                                        : "the data plane refused the filters");
-            continue;
-        }
-        c.slot = std::get<dataplane::SlotRef>(published);
-        UserCriteria& user = users_[c.key.user];
-        user.last_id = std::max(user.last_id, c.key.id);
-        Criterion& stored = user.criteria.emplace(c.key.id, std::move(c)).first->second;
-        index(stored);
-        ++total_;
-        ++report.restored;
     }
+    data_plane_.finishRestore();
+    std::vector<const SavedCriterion*> none;
+    for (const SavedCriterion* saved : later) restoreOne(*saved, now, rebuild, false, report, none);
     return report;
 }
 

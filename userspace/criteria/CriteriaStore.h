@@ -158,6 +158,11 @@ struct SavedCriterion {
     MatchCounters matched;
     MatchCounters counted_at_refresh;
     MatchCounters dropped;
+    // Where it was published and what that slot had counted at the save: on a
+    // restart onto the same pinned maps it is taken over in place, and the
+    // slot's counters carry on (including what it counted while xtapd was down).
+    std::optional<dataplane::SlotRef> slot;
+    MatchCounters slot_counted;
 };
 
 struct StoreSnapshot {
@@ -175,8 +180,15 @@ struct RestoreReport {
         CriterionKey key;
         std::string reason;
     };
+    struct Resumed {
+        CriterionKey key;
+        // Counted by the classifier after the save (the time xtapd was down):
+        // copies of these packets were not delivered.
+        MatchCounters during_gap;
+    };
     size_t restored = 0;
     std::vector<Dropped> dropped;
+    std::vector<Resumed> resumed;  // taken over in their slots
 };
 
 // Seconds left and expiry of `c` given its matched counters, at `now_ns`.
@@ -234,6 +246,8 @@ class CriteriaStore {
     static std::variant<StoreSnapshot, std::string> parseJson(const nlohmann::json& document);
     // Republishes the saved criteria under their IDs (the rebuild decides what
     // each publishes) and raises the ID counters to at least the saved ones.
+    // A DataPlane that is restoring takes over the saved slots still live in
+    // its maps first; restore() then finishes it and publishes the others.
     // Times continue from the saved remaining times: the time xtapd was down
     // is not counted, since CLOCK_BOOTTIME does not survive a reboot.
     RestoreReport restore(const StoreSnapshot& snapshot, const Instant& now,
@@ -250,6 +264,8 @@ class CriteriaStore {
     std::variant<dataplane::SlotRef, AddRefusal> publish(
         const std::vector<dataplane::Filter>& filters, const Criterion& c);
     void index(Criterion& c) { by_slot_[c.slot.slot] = &c; }
+    void restoreOne(const SavedCriterion& saved, const Instant& now, const RestoreRebuild& rebuild,
+                    bool in_place, RestoreReport& report, std::vector<const SavedCriterion*>& later);
 
     dataplane::DataPlane& data_plane_;
     StoreLimits limits_;

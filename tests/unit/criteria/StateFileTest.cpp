@@ -1,0 +1,215 @@
+// The state file and the restart it serves: criteria taken over in their
+// slots with the counts of the gap, deadlines that ran on while xtapd was
+// down, and a clear error for a file that cannot be trusted.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "criteria/CriteriaCompiler.h"
+#include "criteria/CriteriaStore.h"
+#include "criteria/StateFile.h"
+#include "dataplane/DataPlane.h"
+#include "dataplane/MemoryMaps.h"
+#include "CriteriaTestSupport.h"
+
+namespace xtap::criteria {
+namespace {
+
+using dataplane::Family;
+using nlohmann::json;
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+Instant at(uint64_t seconds) {
+    Instant now;
+    now.boottime_ns = seconds * kSecond;
+    now.local = dtcp::Timestamp{
+        2024, 5, 1, 10, static_cast<uint8_t>(seconds / 60 % 60), static_cast<uint8_t>(seconds % 60),
+        0};
+    return now;
+}
+
+StateClock clockAt(uint64_t seconds, std::string boot = "boot-1", uint64_t unix_s = 1'700'000'000) {
+    return StateClock{(unix_s + seconds) * 1000, seconds * kSecond, std::move(boot)};
+}
+
+dtcp::AddRequest request(const std::string& source, dtcp::Timeouts timeouts,
+                         bool is_static = false) {
+    dtcp::AddRequest r;
+    r.cdest_ids = {"cd1"};
+    r.match.family = Family::V4;
+    r.match.src = {test::addressEntry(source, Family::V4)};
+    r.match_text = {{"Source-Address", source}};
+    r.timeouts = timeouts;
+    r.is_static = is_static;
+    r.priority = 1;
+    return r;
+}
+
+ContentDestination destination() {
+    ContentDestination d;
+    d.cdest_id = "cd1";
+    d.params.outer.family = Family::V4;
+    d.params.outer.source = dataplane::Address{198, 51, 100, 1};
+    d.params.outer.destination = dataplane::Address{203, 0, 113, 50};
+    d.params.outer.destination_port = 50000;
+    return d;
+}
+
+Publication publicationOf(const dtcp::AddRequest& r) {
+    const CompileResult compiled = compile(r.match);
+    REQUIRE(compiled.ok());
+    return Publication{compiled.filters(), {destination()}, 1};
+}
+
+std::variant<Publication, std::string> rebuild(const SavedCriterion& c) {
+    return publicationOf(c.request);
+}
+
+dtcp::Timeouts total(uint32_t s) {
+    dtcp::Timeouts t;
+    t.total_seconds = s;
+    return t;
+}
+
+const dataplane::Capacity kCapacity{4096, 32, 4096};
+
+struct Before {
+    Before() : plane(maps, kCapacity), store(plane, {32}) {}
+    uint32_t add(const dtcp::AddRequest& r, const Instant& now) {
+        const AddResult result =
+            store.add(NewCriterion{"alice", r, "192.0.2.77", publicationOf(r)}, {}, now);
+        REQUIRE(std::holds_alternative<uint32_t>(result));
+        return std::get<uint32_t>(result);
+    }
+    dataplane::MemoryMaps maps;
+    dataplane::DataPlane plane;
+    CriteriaStore store;
+};
+
+TEST_CASE("a restart on the same maps keeps the slots, the gap's counts and the ID counter") {
+    Before before;
+    const uint32_t kept = before.add(request("198.18.2.2", total(600)), at(0));
+    const uint32_t deleted = before.add(request("198.18.2.3", {}, true), at(0));
+    REQUIRE(before.store.remove(CriterionKey{"alice", deleted}));
+    const uint32_t fixed = before.add(request("198.18.2.4", {}, true), at(0));
+    const dataplane::SlotRef slot = before.store.find(CriterionKey{"alice", kept})->slot;
+    before.maps.addTraffic(slot.slot, 5, 500);
+    SeqStates seq;
+    seq["alice"].has_baseline = true;
+    seq["alice"].highest = 41;
+    const std::string text = formatStateFile(before.store, at(100), seq, clockAt(100));
+
+    // xtapd is killed; the classifier counts 7 more packets; xtapd starts again 30 s later.
+    before.maps.addTraffic(slot.slot, 7, 700);
+    const auto loaded = parseStateFile(text, clockAt(130));
+    REQUIRE(std::holds_alternative<LoadedState>(loaded));
+    const LoadedState& state = std::get<LoadedState>(loaded);
+    CHECK(state.same_boot);
+    CHECK(state.elapsed_ns == 30 * kSecond);
+    CHECK(state.snapshot.seq_states == seq);
+
+    dataplane::DataPlane plane(before.maps, kCapacity, before.maps.contents());
+    CriteriaStore store(plane, {32});
+    const RestoreReport report = store.restore(state.snapshot, at(130), rebuild);
+    CHECK(report.restored == 2);
+    CHECK(report.dropped.empty());
+    REQUIRE(report.resumed.size() == 2);
+    CHECK_FALSE(plane.restoring());
+    const Criterion* c = store.find(CriterionKey{"alice", kept});
+    REQUIRE(c);
+    CHECK(c->slot == slot);  // the same slot and generation
+    CHECK(store.matched(*c) == MatchCounters{12, 1200});
+    CHECK(report.resumed.front().during_gap == MatchCounters{7, 700});
+    // 600 s from the ADD at 0: 470 s left at 130, also in the classifier.
+    CHECK(store.lifetime(*c, 130 * kSecond).remaining.total_seconds ==
+          std::optional<uint32_t>(470));
+    CHECK(before.maps.slot(slot.slot).expiry_ns == 600 * kSecond);
+    CHECK(store.find(CriterionKey{"alice", fixed})->isStatic());
+    CHECK(store.nextCriteriaId("alice") == 4);  // 2 was deleted, never reused
+}
+
+TEST_CASE("a deadline that passed while xtapd was down loads as expired") {
+    Before before;
+    const uint32_t id = before.add(request("198.18.2.2", total(60)), at(0));
+    const std::string text = formatStateFile(before.store, at(10), {}, clockAt(10));
+    const auto loaded = parseStateFile(text, clockAt(200));
+    REQUIRE(std::holds_alternative<LoadedState>(loaded));
+    dataplane::DataPlane plane(before.maps, kCapacity, before.maps.contents());
+    CriteriaStore store(plane, {32});
+    store.restore(std::get<LoadedState>(loaded).snapshot, at(200), rebuild);
+    const Criterion* c = store.find(CriterionKey{"alice", id});
+    REQUIRE(c);
+    const Lifetime life = store.lifetime(*c, 200 * kSecond);
+    CHECK(life.expired_by == std::optional<TimeoutKind>(TimeoutKind::Total));
+}
+
+TEST_CASE("after a reboot the wall clock measures the gap and no slot is taken over") {
+    Before before;
+    before.add(request("198.18.2.2", total(600)), at(0));
+    const std::string text = formatStateFile(before.store, at(100), {}, clockAt(100, "boot-1"));
+    // New boot: CLOCK_BOOTTIME restarted at 5 s, the wall clock moved 50 s.
+    StateClock now{(1'700'000'000ULL + 150) * 1000, 5 * kSecond, "boot-2"};
+    const auto loaded = parseStateFile(text, now);
+    REQUIRE(std::holds_alternative<LoadedState>(loaded));
+    const LoadedState& state = std::get<LoadedState>(loaded);
+    CHECK_FALSE(state.same_boot);
+    CHECK(state.elapsed_ns == 50 * kSecond);
+    REQUIRE(state.snapshot.criteria.size() == 1);
+    CHECK_FALSE(state.snapshot.criteria[0].slot.has_value());
+    CHECK(state.snapshot.criteria[0].total_remaining_ns == std::optional<uint64_t>(450 * kSecond));
+
+    dataplane::MemoryMaps fresh_maps(32);
+    dataplane::DataPlane plane(fresh_maps, kCapacity);
+    CriteriaStore store(plane, {32});
+    const RestoreReport report = store.restore(state.snapshot, at(5), rebuild);
+    CHECK(report.restored == 1);
+    CHECK(report.resumed.empty());
+    CHECK(store.matched(*store.find(CriterionKey{"alice", 1})).packets == 0);
+}
+
+TEST_CASE("a state file that cannot be trusted gets an error naming the place and the reason") {
+    Before before;
+    before.add(request("198.18.2.2", total(600)), at(0));
+    const std::string good = formatStateFile(before.store, at(1), {}, clockAt(1));
+    auto errorOf = [](const std::string& text) {
+        const auto parsed = parseStateFile(text, clockAt(2));
+        REQUIRE(std::holds_alternative<std::string>(parsed));
+        return std::get<std::string>(parsed);
+    };
+    CHECK(errorOf(good.substr(0, good.size() / 2)).rfind("not valid JSON", 0) == 0);
+    CHECK(errorOf("").rfind("not valid JSON", 0) == 0);
+    CHECK(errorOf("[]") == "/: not a JSON object");
+
+    json doc = json::parse(good);
+    json other = doc;
+    other["format"] = "xtap-criteria";
+    CHECK(errorOf(other.dump()).rfind("/format:", 0) == 0);
+    other = doc;
+    other["version"] = 2;
+    CHECK(errorOf(other.dump()) == "/version: version 2 is not supported (this xtapd reads 1)");
+    other = doc;
+    other.erase("saved");
+    CHECK(errorOf(other.dump()).rfind("/saved:", 0) == 0);
+    other = doc;
+    other["store"]["criteria"][0]["request"]["priority"] = 300;
+    CHECK(errorOf(other.dump()).rfind("/store/criteria/0:", 0) == 0);
+    other = doc;
+    other["store"]["criteria"].push_back(other["store"]["criteria"][0]);
+    CHECK(errorOf(other.dump()) ==
+          "/store/criteria/1: a second criterion with the same user and ID");
+    other = doc;
+    other["store"]["last_ids"]["alice"] = 0;
+    CHECK(errorOf(other.dump()) == "/store/criteria/0: ID above the user's last allocated ID");
+    other = doc;
+    other["store"]["criteria"][0]["slot"]["counted"]["packets"] = 99;
+    CHECK(errorOf(other.dump()).rfind("/store/criteria/0:", 0) == 0);
+    // No target in any error.
+    for (const std::string& e : {errorOf(other.dump()), errorOf(good.substr(0, 80))})
+        CHECK(e.find("198.18") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace xtap::criteria

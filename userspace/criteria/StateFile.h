@@ -1,0 +1,46 @@
+// StateFile: the text of xtapd's state file (state_dir/state.json), which
+// carries the criteria, their content destinations, the per-user Criteria-ID
+// counters and Seq windows across a restart (issue 6, continuity).
+//
+//   {"format": "xtap-state", "version": 1,
+//    "saved": {"unix_ms": ..., "boottime_ns": ..., "boot_id": "..."},
+//    "store": <CriteriaStore::toJson>}
+//
+// Deadlines are saved as the time left at `saved`; on load the time since is
+// taken off (CLOCK_BOOTTIME within one boot, wall time across a reboot), so a
+// criterion whose deadline passed while xtapd was down loads as expired.
+// Pure: the caller reads the clocks and does the file I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "criteria/CriteriaStore.h"
+
+namespace xtap::criteria {
+
+// When a state is saved or loaded, on the two clocks and which boot.
+struct StateClock {
+    uint64_t unix_ms = 0;
+    uint64_t boottime_ns = 0;
+    std::string boot_id;  // /proc/sys/kernel/random/boot_id
+};
+
+// The file's text for `store` (toJson of the store and the Seq windows).
+std::string formatStateFile(const CriteriaStore& store, const Instant& now, const SeqStates& seq,
+                            const StateClock& clock);
+
+struct LoadedState {
+    StoreSnapshot snapshot;   // times already moved on to `now`
+    uint64_t elapsed_ns = 0;  // since the save
+    bool same_boot = false;   // the pinned maps can still hold its slots
+    StateClock saved;
+};
+
+// Parses and checks the file's text. The error names the JSON location and
+// what is wrong with it (never a value: values may name targets).
+std::variant<LoadedState, std::string> parseStateFile(std::string_view text, const StateClock& now);
+
+}  // namespace xtap::criteria
