@@ -45,7 +45,10 @@ using std::chrono::milliseconds;
 constexpr int kPollIntervalMs = 200;
 constexpr size_t kWriteChunkBytes = 32 * 1024;
 constexpr size_t kMaxLockoutEntries = 10'000;
-constexpr int kListenBacklog = 64;
+// Above connection_limit's maximum (250): a burst of attempts overflowing the
+// accept queue would leave some half-open, neither admitted nor refused, until
+// the client gives up (seen with 200 at once).
+constexpr int kListenBacklog = 1024;
 // Flushing the close of a session that is going away waits at most this long.
 constexpr int kTeardownFlushRounds = 5;
 constexpr unsigned kMaxConsecutivePollErrors = 50;
@@ -1098,7 +1101,10 @@ void Connection::receive(Channel& channel, std::string_view bytes) {
 }
 
 bool Connection::queueOutbound(Channel& channel, std::string_view bytes) {
-    if (channel.pending() + bytes.size() > config_.max_outbound_bytes) {
+    // The bound is on what the peer left untaken, not on one reply: a LIST of
+    // 100,000 criteria (about 37 MB) is queued whole and written as the SSH
+    // window opens; the write stall timeout catches a peer that stops reading.
+    if (channel.pending() > config_.max_outbound_bytes) {
         ++counters_.slow_peer_disconnects;
         log(SshLogLevel::Warning,
             fmt::format("channel {}: over {} bytes not taken by the peer: closing the session",
