@@ -4,7 +4,8 @@
   copytool.py receive ADDR PORT OUT SECONDS   write every UDP payload received
                                                (kernel-reassembled) to OUT
   copytool.py rebuild OUT SERVER_IP PORT      rebuild the HTTP body the server sent,
-                                               from the flowtap copies in OUT; print
+                                               from the copies in OUT (or in a pcap of
+                                               originals from xtapctl receive); print
                                                {"sha256", "bytes", "copies", "segments"}
   copytool.py sign KEY LINE...                print a DTCP request signed with KEY
 """
@@ -38,8 +39,20 @@ def receive(addr, port, out, seconds):
     print(json.dumps({"received": n}))
 
 
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}
+
+
 def records(path):
     with open(path, "rb") as f:
+        endian = PCAP_MAGICS.get(f.read(4))
+        if endian:  # a pcap of raw IP packets, as `xtapctl receive --pcap` writes
+            f.read(20)
+            while True:
+                h = f.read(16)
+                if len(h) < 16:
+                    return
+                yield f.read(struct.unpack(endian + "IIII", h)[2])
+        f.seek(0)
         while True:
             h = f.read(4)
             if len(h) < 4:
