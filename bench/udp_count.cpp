@@ -1,0 +1,121 @@
+// udp_count: counts the UDP datagrams (copies) arriving on one address and
+// port for a bounded time, for the benchmarks. recvmmsg in batches; the kernel
+// reports its own socket drops (SO_RXQ_OVFL) and they are printed beside the
+// count. Prints one JSON line.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kBatch = 64;
+constexpr size_t kMaxDatagram = 4096;
+
+sockaddr_storage parseEndpoint(const std::string& text, socklen_t& len) {
+    // ADDR:PORT for IPv4, [ADDR]:PORT for IPv6.
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("expected ADDR:PORT, got " + text);
+    std::string host = text.substr(0, colon);
+    const int port = std::stoi(text.substr(colon + 1));
+    sockaddr_storage ss{};
+    if (host.size() > 1 && host.front() == '[') {
+        host = host.substr(1, host.size() - 2);
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(uint16_t(port));
+        if (inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) != 1)
+            throw std::runtime_error("bad address " + host);
+        len = sizeof(sockaddr_in6);
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(uint16_t(port));
+        if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1)
+            throw std::runtime_error("bad address " + host);
+        len = sizeof(sockaddr_in);
+    }
+    return ss;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"count UDP datagrams for a bounded time, for the benchmarks"};
+    std::string listen;
+    double duration = 10;
+    app.add_option("-l,--listen", listen, "ADDR:PORT or [ADDR]:PORT")->required();
+    app.add_option("--duration", duration, "seconds to count")->check(CLI::Range(0.1, 3600.0));
+    CLI11_PARSE(app, argc, argv);
+
+    int fd = -1;
+    try {
+        socklen_t len = 0;
+        const sockaddr_storage addr = parseEndpoint(listen, len);
+        fd = ::socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+        const int rcvbuf = 32 << 20, one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+                   sizeof rcvbuf);  // root; else capped, fine
+        setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+        timeval tv{0, 100000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) < 0)
+            throw std::system_error(errno, std::generic_category(), "bind " + listen);
+        std::cout << nlohmann::json{{"listening", listen}}.dump() << std::endl;
+
+        std::vector<std::array<uint8_t, kMaxDatagram>> bufs(kBatch);
+        std::vector<iovec> iovs(kBatch);
+        std::vector<std::array<uint8_t, CMSG_SPACE(sizeof(uint32_t))>> controls(kBatch);
+        std::vector<mmsghdr> msgs(kBatch);
+        uint64_t datagrams = 0, bytes = 0;
+        uint32_t socket_drops = 0;
+        const auto start = Clock::now();
+        const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                          std::chrono::duration<double>(duration));
+        while (Clock::now() < deadline) {
+            for (size_t i = 0; i < kBatch; ++i) {
+                iovs[i] = {bufs[i].data(), bufs[i].size()};
+                msgs[i].msg_hdr = {};
+                msgs[i].msg_hdr.msg_iov = &iovs[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+                msgs[i].msg_hdr.msg_control = controls[i].data();
+                msgs[i].msg_hdr.msg_controllen = controls[i].size();
+            }
+            const int n = ::recvmmsg(fd, msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
+            if (n <= 0) continue;  // timeout: look at the deadline again
+            for (int i = 0; i < n; ++i) {
+                ++datagrams;
+                bytes += msgs[i].msg_len;
+                for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
+                     c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+                        std::memcpy(&socket_drops, CMSG_DATA(c), sizeof socket_drops);
+            }
+        }
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        std::cout << nlohmann::json{{"datagrams", datagrams},
+                                    {"bytes", bytes},
+                                    {"socket_drops", socket_drops},
+                                    {"elapsed_s", elapsed}}
+                         .dump()
+                  << std::endl;
+    } catch (const std::exception& e) {
+        std::cerr << "udp_count: " << e.what() << "\n";
+        if (fd >= 0) ::close(fd);
+        return 1;
+    }
+    ::close(fd);
+    return 0;
+}

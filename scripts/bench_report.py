@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""scripts/bench's report: raw window samples in, figures out.
+
+Pure computation over files scripts/bench wrote: medians per configuration,
+ratios against the baseline (nothing attached) of the same run, the issue-7
+targets, copy-path loss by stage; writes the JSON, a markdown summary and a
+PNG plot (matplotlib), and optionally replaces the figures block of
+docs/performance.md (between the bench:begin and bench:end markers).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+TRANSIT_LABELS = {
+    "none": "nothing attached (baseline)",
+    "xdp_pass-native": "bare XDP_PASS, native",
+    "xdp_pass-generic": "bare XDP_PASS, generic",
+    "xtap1-native": "xtap, 1 criterion, native",
+    "xtap1-generic": "xtap, 1 criterion, generic",
+    "xtap1000-native": "xtap, 1,000 criteria, native",
+    "xtap1000-generic": "xtap, 1,000 criteria, generic",
+    "xtap100000-native": "xtap, 100,000 criteria, native",
+    "xtap100000-generic": "xtap, 100,000 criteria, generic",
+    "nft-set100000": "nftables ingress, 100,000-element set, dup (no match)",
+}
+COPY_LABELS = {
+    "none": "nothing attached (baseline)",
+    "xtapd-native": "xtapd, native XDP, flowtap/UDP to the MD",
+    "xtapd-generic": "xtapd, generic XDP, flowtap/UDP to the MD",
+    "nft-dup": "nftables ingress set + dup to a veth",
+    "tcpdump": "tcpdump -w /dev/null, host filter",
+}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def per_round_ratio(rows, base_rows, key):
+    """Median over rounds of (config / baseline of the same round)."""
+    base = {r["round"]: r[key] for r in base_rows if r.get(key)}
+    ratios = [r[key] / base[r["round"]] for r in rows if r.get(key) is not None and base.get(r["round"])]
+    return median(ratios)
+
+
+def summarise(rows, base_rows):
+    out = {
+        "windows": len(rows),
+        "pps": median([r["pps"] for r in rows]),
+        "cpu_ns_per_packet": median([r["cpu_ns_per_packet"] for r in rows]),
+        "sent_pps": median([r["sent"] / r["elapsed_s"] for r in rows]),
+        "router_rx_pps": median([r["router_rx"] / r["elapsed_s"] for r in rows]),
+        "send_errors": sum(r["send_errors"] for r in rows),
+    }
+    out["pps_x_baseline"] = per_round_ratio(rows, base_rows, "pps")
+    out["cpu_x_baseline"] = per_round_ratio(rows, base_rows, "cpu_ns_per_packet")
+    return out
+
+
+def stages_of(xtapd):
+    """Copy-path stage counters from xtapd's stop line, old or new format."""
+    if not xtapd:
+        return None
+    xsk = xtapd.get("xsk") or {}
+    return {
+        "matched": xtapd.get("matched"),
+        "cloned": xtapd.get("cloned"),
+        "clone_failed": xtapd.get("clone_failed"),
+        "capture_no_socket": xtapd.get("capture_no_socket"),
+        "xsk_ring_full": xsk.get("rx_ring_full"),
+        "xsk_fill_ring_empty": xsk.get("rx_fill_ring_empty_descs"),
+        "xsk_dropped": xsk.get("rx_dropped"),
+        "received": xtapd.get("received"),
+        "to_send": xtapd.get("to_send"),
+        "sent": xtapd.get("sent"),
+        "dropped_send": xtapd.get("dropped", xtapd.get("dropped_other")),
+    }
+
+
+def where_lost(stage, md):
+    """Name the stages where copies went missing, biggest first."""
+    if not stage:
+        return []
+    losses = []
+
+    def diff(name, a, b):
+        if a is not None and b is not None and a > b:
+            losses.append((a - b, name))
+
+    diff("tc clone", stage["matched"], stage["cloned"])
+    if stage["cloned"] is not None and stage["received"] is not None:
+        xsk = sum(stage[k] or 0 for k in ("xsk_ring_full", "xsk_fill_ring_empty", "xsk_dropped", "capture_no_socket"))
+        if xsk:
+            losses.append((xsk, "AF_XDP socket (RX ring full {}, fill ring empty {})".format(
+                stage["xsk_ring_full"], stage["xsk_fill_ring_empty"])))
+        # What xtap's counters do not name: the capture veth's own queue
+        # (veth drops a clone when the XDP ring of its peer is full).
+        diff("capture veth, not counted by xtap", stage["cloned"] - xsk, stage["received"])
+    diff("copy pump to sender", stage["received"], stage["to_send"] if stage["to_send"] is not None else stage["sent"])
+    if stage["to_send"] is not None:
+        diff("UDP send", stage["to_send"], stage["sent"])
+    if md:
+        diff("network / MD socket (socket drops {})".format(md.get("socket_drops")), stage["sent"], md.get("datagrams"))
+    return [f"{name}: {n}" for n, name in sorted(losses, reverse=True)]
+
+
+def copy_summary(rows, base_rows):
+    out = summarise(rows, base_rows)
+    copies, matched, lost_at = [], [], []
+    stage_totals = {}
+    for r in rows:
+        if "md" in r or "xtapd" in r:
+            md = r.get("md") or {}
+            stage = stages_of(r.get("xtapd"))
+            c = md.get("datagrams")
+            m = stage["matched"] if stage and stage["matched"] is not None else r["router_rx"]
+            for k, v in (stage or {}).items():
+                if isinstance(v, int):
+                    stage_totals[k] = stage_totals.get(k, 0) + v
+            if md.get("datagrams") is not None:
+                stage_totals["md_received"] = stage_totals.get("md_received", 0) + md["datagrams"]
+        else:
+            c = (r.get("copies") or {}).get("copies")
+            m = r["router_rx"]
+        if c is not None:
+            copies.append(c / r["elapsed_s"])
+            matched.append(c / m if m else None)
+    out["copies_per_s"] = median(copies)
+    out["copies_delivered_fraction"] = median(matched)
+    if stage_totals:
+        out["stages_total"] = stage_totals
+        totals = {k: stage_totals.get(k) for k in ("matched", "cloned", "clone_failed", "capture_no_socket",
+                                                   "xsk_ring_full", "xsk_fill_ring_empty", "xsk_dropped",
+                                                   "received", "to_send", "sent", "dropped_send")}
+        md_total = {"datagrams": stage_totals.get("md_received"),
+                    "socket_drops": sum((r.get("md") or {}).get("socket_drops") or 0 for r in rows)}
+        lost_at = where_lost(totals, md_total)
+    if lost_at:
+        out["lost_at"] = lost_at
+    tcpdump = [r.get("copies") for r in rows if r.get("copies") and "dropped_by_kernel" in r["copies"]]
+    if tcpdump:
+        out["tcpdump_dropped_by_kernel"] = sum(t["dropped_by_kernel"] or 0 for t in tcpdump)
+    return out
+
+
+def build(args):
+    samples = [json.loads(l) for l in open(args.samples) if l.strip()] if args.samples else []
+    load = open("/proc/loadavg").read().split()[:3]
+    result = {
+        "meta": {
+            "date_utc": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "loadavg_at_end": [float(x) for x in load],
+            "window_s": args.seconds,
+            "windows": args.windows,
+            "quick": bool(args.quick),
+            "sections": args.sections.split(),
+            "elapsed_s": args.elapsed,
+            "size_note": "size = Ethernet frame length without FCS",
+        }
+    }
+    for section, summary_of in (("transit", summarise), ("copy", copy_summary)):
+        rows = [s for s in samples if s["section"] == section]
+        if not rows:
+            continue
+        by_size = {}
+        for size in sorted({r["size"] for r in rows}):
+            sized = [r for r in rows if r["size"] == size]
+            base = [r for r in sized if r["config"] == "none"]
+            configs = list(dict.fromkeys(r["config"] for r in sized))
+            by_size[str(size)] = {c: summary_of([r for r in sized if r["config"] == c], base) for c in configs}
+        result[section] = by_size
+    if "transit" in result:
+        targets = {}
+        for size, t in result["transit"].items():
+            for mode in ("native", "generic"):
+                x, e, n = t.get(f"xtap100000-{mode}"), t.get(f"xdp_pass-{mode}"), t.get("nft-set100000")
+                if x and e and x["cpu_ns_per_packet"] and e["cpu_ns_per_packet"]:
+                    extra = x["cpu_ns_per_packet"] / e["cpu_ns_per_packet"] - 1
+                    targets[f"{size}B {mode}: xtap 100k CPU/packet over bare XDP_PASS <= 5%"] = {
+                        "value": extra, "met": extra <= 0.05}
+                if x and n and x["pps"] and n["pps"]:
+                    targets[f"{size}B {mode}: xtap 100k rate >= nftables set"] = {
+                        "value": x["pps"] / n["pps"], "met": x["pps"] >= n["pps"]}
+        result["transit_targets"] = targets
+    if "copy" in result:
+        targets = {}
+        for size, t in result["copy"].items():
+            n = t.get("nft-dup")
+            for mode in ("native", "generic"):
+                x = t.get(f"xtapd-{mode}")
+                if x and n and x["pps"] and n["pps"]:
+                    targets[f"{size}B {mode}: forwarding rate >= nftables dup"] = {
+                        "value": x["pps"] / n["pps"], "met": x["pps"] >= n["pps"]}
+                if x and x.get("copies_delivered_fraction") is not None:
+                    targets[f"{size}B {mode}: copies delivered >= 99.9%"] = {
+                        "value": x["copies_delivered_fraction"], "met": x["copies_delivered_fraction"] >= 0.999}
+        result["copy_targets"] = targets
+    if args.classifier:
+        result["classifier"] = json.load(open(args.classifier))
+    if "control" in result["meta"]["sections"]:
+        if args.control:
+            result["control"] = json.load(open(args.control)).get("summary")
+        else:
+            result["control"] = {"measured": False, "reason": "scripts/bench-dtcp missing or failed"}
+    if "ipsec" in result["meta"]["sections"]:
+        result["ipsec"] = {"measured": False, "reason": "not measured yet: scripts/bench has no IPsec section"}
+    if "multicore" in result["meta"]["sections"]:
+        result["multicore"] = {"measured": False,
+                               "reason": "not implemented: one capture queue and one copy-pump thread"}
+    return result
+
+
+def fmt(v, spec=",.0f", none="-"):
+    return none if v is None else format(v, spec)
+
+
+def markdown(result):
+    m = result["meta"]
+    lines = [f"Figures from the run of {m['date_utc']}: kernel {m['kernel']}, {m['cpus']} vCPUs, "
+             f"{m['windows']} windows of {m['window_s']} s per configuration"
+             f"{' (--quick)' if m['quick'] else ''}, load average at the end "
+             f"{' '.join(str(x) for x in m['loadavg_at_end'])}; the run took {m['elapsed_s']} s.", ""]
+    if "transit" in result:
+        lines += ["### Transit cost, traffic that matches nothing", ""]
+        for size, t in result["transit"].items():
+            lines += [f"{size}-byte frames:", "",
+                      "| configuration | delivered pps | x baseline | CPU ns/packet | CPU x baseline |",
+                      "|---|---:|---:|---:|---:|"]
+            for c, s in t.items():
+                lines.append(f"| {TRANSIT_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
+                             f"| {fmt(s['cpu_ns_per_packet'])} | {fmt(s['cpu_x_baseline'], '.3f')} |")
+            lines.append("")
+        if result.get("transit_targets"):
+            lines += ["| target | value | met |", "|---|---:|---|"]
+            for name, t in result["transit_targets"].items():
+                lines.append(f"| {name} | {t['value']:.3f} | {'yes' if t['met'] else 'no'} |")
+            lines.append("")
+    if "copy" in result:
+        lines += ["### Copy path, every packet of the flow matched", ""]
+        for size, t in result["copy"].items():
+            lines += [f"{size}-byte frames:", "",
+                      "| configuration | forwarded pps | x baseline | copies/s | copies / matched | CPU ns/packet |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for c, s in t.items():
+                frac = s.get("copies_delivered_fraction")
+                lines.append(f"| {COPY_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
+                             f"| {fmt(s.get('copies_per_s'))} | {fmt(frac and 100 * frac, '.2f')}{'%' if frac is not None else ''} "
+                             f"| {fmt(s['cpu_ns_per_packet'])} |")
+            lines.append("")
+            for c, s in t.items():
+                if s.get("lost_at"):
+                    lines.append(f"- {c}: copies lost at " + "; ".join(s["lost_at"]) + " (summed over the windows)")
+                if s.get("tcpdump_dropped_by_kernel") is not None:
+                    lines.append(f"- tcpdump: {s['tcpdump_dropped_by_kernel']} packets dropped by the kernel "
+                                 "(summed over the windows)")
+            lines.append("")
+        if result.get("copy_targets"):
+            lines += ["| target | value | met |", "|---|---:|---|"]
+            for name, t in result["copy_targets"].items():
+                lines.append(f"| {name} | {t['value']:.4f} | {'yes' if t['met'] else 'no'} |")
+            lines.append("")
+    if "classifier" in result:
+        c = result["classifier"]
+        lines += ["### Classifier scaling (BPF_PROG_TEST_RUN, ns/packet, medians)", "",
+                  "| criteria | bare XDP_PASS | IPv4 TCP miss | x XDP_PASS | IPv6 TCP+2 ext. miss | x XDP_PASS | IPv4 match | IPv6 match |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for n in sorted((k for k in c if k.isdigit()), key=int):
+            r = c[n]
+            lines.append(f"| {int(n):,} | {fmt(r.get('floor_xdp_pass_ns'))} | {fmt(r.get('miss_ipv4_tcp_ns'))} "
+                         f"| {fmt(r.get('miss_ipv4_tcp_x_floor'), '.2f')} | {fmt(r.get('miss_ipv6_tcp_2ext_ns'))} "
+                         f"| {fmt(r.get('miss_ipv6_tcp_2ext_x_floor'), '.2f')} | {fmt(r.get('match_ipv4_ns'))} "
+                         f"| {fmt(r.get('match_ipv6_ns'))} |")
+        lines.append("")
+    if "control" in result:
+        lines += ["### Control plane (scripts/bench-dtcp)", ""]
+        ctl = result["control"]
+        if ctl.get("measured") is False:
+            lines.append(f"Not measured: {ctl['reason']}.")
+        else:
+            lines += ["| measure (median) | value |", "|---|---:|"]
+            for k, v in ctl.items():
+                if v is not None:
+                    lines.append(f"| {k} | {fmt(v, ',.3f') if isinstance(v, float) else v} |")
+        lines.append("")
+    for key, title in (("ipsec", "Through IPsec"), ("multicore", "Multi-core copy path")):
+        if key in result:
+            lines += [f"### {title}", "", f"Not measured: {result[key]['reason']}.", ""]
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("transit", "copy", "classifier") if k in result]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 4.2 * len(panels)), squeeze=False)
+    title_note = f"run of {result['meta']['date_utc']}" + (" (--quick)" if result["meta"]["quick"] else "")
+    for ax, panel in zip(axes[:, 0], panels):
+        if panel in ("transit", "copy"):
+            data = result[panel]
+            sizes = list(data)
+            configs = list(dict.fromkeys(c for s in sizes for c in data[s]))
+            width = 0.8 / max(1, len(sizes))
+            for i, size in enumerate(sizes):
+                xs = [j + i * width for j in range(len(configs))]
+                ys = [(data[size].get(c) or {}).get("pps_x_baseline") or 0 for c in configs]
+                ax.bar(xs, ys, width, label=f"{size} B: delivered pps / baseline")
+                cpu = [(data[size].get(c) or {}).get("cpu_x_baseline") for c in configs]
+                ax.plot(xs, [v if v is not None else float("nan") for v in cpu], "k_", markersize=14,
+                        label="CPU per packet / baseline" if i == 0 else None)
+            ax.set_xticks([j + width * (len(sizes) - 1) / 2 for j in range(len(configs))])
+            ax.set_xticklabels(configs, rotation=25, ha="right", fontsize=8)
+            ax.axhline(1.0, color="grey", linewidth=0.5)
+            ax.set_ylabel("ratio to nothing attached")
+            ax.set_ylim(0, 1.3 * max([1.0] + [v for s in sizes for c in data[s].values()
+                                              for v in (c.get("pps_x_baseline"), c.get("cpu_x_baseline")) if v]))
+            ax.set_title(("Transit cost, non-matching traffic" if panel == "transit"
+                          else "Copy path, every packet matched") + f" ({title_note})")
+            ax.legend(fontsize=8, loc="upper center", ncol=3)
+        else:
+            c = result["classifier"]
+            ns = sorted((k for k in c if k.isdigit() and int(k) > 0), key=int)
+            for key, label in (("floor_xdp_pass_ns", "bare XDP_PASS"), ("miss_ipv4_tcp_ns", "IPv4 miss"),
+                               ("miss_ipv6_tcp_2ext_ns", "IPv6 + 2 ext. miss"), ("match_ipv4_ns", "IPv4 match"),
+                               ("match_ipv6_ns", "IPv6 match")):
+                ax.plot([int(n) for n in ns], [c[n].get(key, float("nan")) for n in ns], "o-", label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel("criteria installed")
+            ax.set_ylabel("ns / packet (BPF_PROG_TEST_RUN)")
+            ax.set_title(f"Classifier scaling ({title_note})")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def update_docs(doc_path, md, png_src, png_dst):
+    text = open(doc_path).read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"bench_report: {doc_path} lacks the {BEGIN} / {END} markers")
+    block = f"{BEGIN}\n{md}\n![benchmark figures](performance.png)\n{END}"
+    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    open(doc_path, "w").write(text)
+    if png_src and os.path.exists(png_src):
+        shutil.copyfile(png_src, png_dst)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--samples")
+    p.add_argument("--classifier")
+    p.add_argument("--control")
+    p.add_argument("--json", required=True)
+    p.add_argument("--plot")
+    p.add_argument("--markdown")
+    p.add_argument("--docs")
+    p.add_argument("--docs-plot")
+    p.add_argument("--seconds", type=float, default=0)
+    p.add_argument("--windows", type=int, default=0)
+    p.add_argument("--quick", type=int, default=0)
+    p.add_argument("--sections", default="")
+    p.add_argument("--elapsed", type=int, default=0)
+    args = p.parse_args()
+    result = build(args)
+    md = markdown(result)
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+    if args.markdown:
+        open(args.markdown, "w").write(md + "\n")
+    plotted = bool(args.plot) and plot(result, args.plot)
+    print(md)
+    if args.docs:
+        update_docs(args.docs, md, args.plot if plotted else None, args.docs_plot)
+
+
+if __name__ == "__main__":
+    main()
