@@ -9,5 +9,7 @@ namespace xtap::ctl {
 // Each register function adds a subcommand; `exit_code` receives the result.
 void registerDtcpCommands(CLI::App& app, int& exit_code);     // xtapctl dtcp ...
 void registerReceiveCommand(CLI::App& app, int& exit_code);   // xtapctl receive
+void registerStatusCommands(CLI::App& app, int& exit_code);   // xtapctl status, flush
+void registerAuditCommand(CLI::App& app, int& exit_code);     // xtapctl audit verify|report
 
 }  // namespace xtap::ctl

@@ -7,6 +7,8 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     xtap::ctl::registerDtcpCommands(app, exit_code);
     xtap::ctl::registerReceiveCommand(app, exit_code);
+    xtap::ctl::registerStatusCommands(app, exit_code);
+    xtap::ctl::registerAuditCommand(app, exit_code);
     CLI11_PARSE(app, argc, argv);
     return exit_code;
 }

@@ -1,4 +1,7 @@
 #include "Daemon.h"
+#include "Continuity.h"
+#include "StatusReport.h"
+#include "AuditRecords.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -20,12 +23,16 @@
 #include <unordered_map>
 
 #include "audit/AuditLog.h"
+#include "control/ControlServer.h"
+#include "control/Metrics.h"
+#include "control/MetricsServer.h"
 #include "criteria/CriteriaStore.h"
 #include "dataplane/DataPlane.h"
 #include "dataplane/FragmentReorderer.h"
 #include "dataplane/kernel/BpfMaps.h"
 #include "dataplane/kernel/CopyPath.h"
 #include "dataplane/kernel/Link.h"
+#include "dataplane/kernel/Vrf.h"
 #include "dataplane/kernel/XtapObject.h"
 #include "delivery/Encapsulator.h"
 #include "delivery/FanOut.h"
@@ -64,7 +71,8 @@ criteria::Instant now() {
     i.local.minute = uint8_t(tm.tm_min);
     i.local.second = uint8_t(tm.tm_sec);
     i.local.millisecond = uint16_t(
-        std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000);
+        std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() %
+        1000);
     return i;
 }
 
@@ -111,21 +119,25 @@ std::string outerKey(const delivery::DeliveryParams& p) {
     std::string k(reinterpret_cast<const char*>(&p.outer.family), 1);
     k.append(reinterpret_cast<const char*>(p.outer.source.data()), 16);
     k.append(reinterpret_cast<const char*>(p.outer.destination.data()), 16);
-    k += std::to_string(p.outer.source_port) + ":" + std::to_string(p.outer.destination_port) + ":" +
-         std::to_string(p.outer.ttl);
+    k += std::to_string(p.outer.source_port) + ":" + std::to_string(p.outer.destination_port) +
+         ":" + std::to_string(p.outer.ttl);
     return k;
 }
 
 std::string encapsulationKey(const delivery::DeliveryParams& p) {
     return outerKey(p) + "/" + std::to_string(int(p.encapsulation.format)) + "/" +
-           std::to_string(p.encapsulation.intercept_id) + "/" + std::to_string(p.encapsulation.session_id);
+           std::to_string(p.encapsulation.intercept_id) + "/" +
+           std::to_string(p.encapsulation.session_id);
 }
 
 kernel::XdpMode modeOf(config::XdpMode m) {
     switch (m) {
-        case config::XdpMode::Native: return kernel::XdpMode::Native;
-        case config::XdpMode::Generic: return kernel::XdpMode::Generic;
-        case config::XdpMode::Auto: break;
+        case config::XdpMode::Native:
+            return kernel::XdpMode::Native;
+        case config::XdpMode::Generic:
+            return kernel::XdpMode::Generic;
+        case config::XdpMode::Auto:
+            break;
     }
     return kernel::XdpMode::Auto;
 }
@@ -151,7 +163,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::mutex lock;
     std::unique_ptr<criteria::CriteriaStore> store;
     std::unique_ptr<dtcp::DtcpService> service;
-    std::map<uint64_t, dtcp::SeqWindow> seq_by_session;         // seq_reset_per_connection
+    std::map<uint64_t, dtcp::SeqWindow> seq_by_session;               // seq_reset_per_connection
     std::map<std::string, dtcp::SeqWindow, std::less<>> seq_by_user;  // otherwise
     std::unique_ptr<audit::AuditLog> audit;
 
@@ -166,10 +178,10 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::vector<uint32_t> match_slots;
     delivery::FanOutPlan plan;
     std::vector<std::string> user_index;
-    struct Counters {
-        uint64_t received = 0, delivered = 0, late = 0, no_criterion = 0, not_ip = 0;
-        uint64_t sent = 0, dropped_tunnel = 0, dropped_other = 0;
-    } counters;
+    PumpCounters counters;     // the sender keeps sent and dropped, per Cdest
+    CdestLabels cdest_labels;  // sender Cdest number -> (user, Cdest-ID)
+    TunnelBoard tunnel_board;
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::unique_ptr<dtcp::SshServer> ssh;
 
@@ -185,15 +197,18 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             c.max_content_destinations = u.max_content_destinations;
             c.minimum_priority = u.minimum_priority;
             c.allow_wide = u.allow_wide;
-            c.delivery_format =
-                u.delivery_format == config::DeliveryFormat::Jmirror ? delivery::Format::Jmirror : delivery::Format::Flowtap;
+            c.delivery_format = u.delivery_format == config::DeliveryFormat::Jmirror
+                                    ? delivery::Format::Jmirror
+                                    : delivery::Format::Flowtap;
             for (const auto& [cdest, d] : u.destinations) {
                 delivery::OuterHeader o;
                 Family fd, fs;
                 if (!parseAddress(d.address, fd, o.destination)) continue;
                 o.family = fd;
                 o.destination_port = d.port;
-                if (!d.source_address.empty() && parseAddress(d.source_address, fs, o.source) && fs != fd) continue;
+                if (!d.source_address.empty() && parseAddress(d.source_address, fs, o.source) &&
+                    fs != fd)
+                    continue;
                 o.source_port = d.source_port;
                 o.ttl = d.ttl;
                 c.destinations[cdest] = o;
@@ -215,9 +230,17 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         opts.pin_dir = cfg.dataplane.pin_dir;
         object = kernel::XtapObject::load(opts);
         maps = std::make_unique<kernel::BpfMaps>(*object);
-        // Criteria are restored from the state file, not from the maps.
-        maps->clearCriteria();
-        data_plane = std::make_unique<dataplane::DataPlane>(*maps, opts.capacity);
+        // Criteria come back from the state file. On the maps an earlier xtapd
+        // pinned (same boot), its criteria are taken over in place, so what
+        // the classifier counted meanwhile stays counted; otherwise cleared.
+        loadState();
+        if (object->reusedPins() && saved_state && saved_state->same_boot) {
+            data_plane =
+                std::make_unique<dataplane::DataPlane>(*maps, opts.capacity, maps->readContents());
+        } else {
+            maps->clearCriteria();
+            data_plane = std::make_unique<dataplane::DataPlane>(*maps, opts.capacity);
+        }
         maps->setEnabled(true);
         installExclusions();
         copy_path = std::make_unique<kernel::CopyPath>(*object, *maps);
@@ -225,8 +248,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             const auto& t = copy_path->attach(itf.name, modeOf(itf.xdp_mode));
             transit_by_name[itf.name] = t.ifindex;
             for (const auto& a : itf.alias) transit_by_name[a] = t.ifindex;
-            spdlog::info("transit interface {} attached ({} XDP), capture {}", t.name, kernel::toString(t.mode),
-                         t.capture);
+            spdlog::info("transit interface {} attached ({} XDP), capture {}", t.name,
+                         kernel::toString(t.mode), t.capture);
         }
     }
 
@@ -275,10 +298,10 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     std::getline(in, s.psk);
                 }
                 if (!t.certificate.empty())
-                    s.certificates = ipsec::CertificateFiles{t.certificate, t.private_key,
-                                                             t.ca_certificate.empty()
-                                                                 ? std::vector<std::string>{}
-                                                                 : std::vector<std::string>{t.ca_certificate}};
+                    s.certificates = ipsec::CertificateFiles{
+                        t.certificate, t.private_key,
+                        t.ca_certificate.empty() ? std::vector<std::string>{}
+                                                 : std::vector<std::string>{t.ca_certificate}};
                 s.ike_proposals = t.ike_proposals;
                 s.esp_proposals = t.esp_proposals;
                 s.local_ts = t.local_ts;
@@ -290,9 +313,13 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             // Fail closed even if xtapd or charon dies: no route but the tunnel's.
             unreachable = std::make_unique<ipsec::UnreachableRoutes>(tunnels->protectedPrefixes());
             unreachable->keep();
+            tunnel_board.reset(tunnels->status());
             tunnels->setObserver([this](const ipsec::TunnelStatus& s) {
+                tunnel_board.update(s);
                 spdlog::info("tunnel {}: {}", s.name, ipsec::name(s.state));
-                auditEvent({{"event", "tunnel"}, {"tunnel", s.name}, {"state", std::string(ipsec::name(s.state))}});
+                auditEvent({{"event", "tunnel"},
+                            {"tunnel", s.name},
+                            {"state", std::string(ipsec::name(s.state))}});
             });
         }
         auto gate = tunnels ? tunnels->sharedGate() : nullptr;
@@ -314,12 +341,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             key = audit::Ed25519Key::generate();
             std::ofstream out(key_path);
             out << key->privatePem();
-            std::filesystem::permissions(key_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+            std::filesystem::permissions(
+                key_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
         }
         audit = std::make_unique<audit::AuditLog>(cfg.audit_log, std::move(key));
-        store = std::make_unique<criteria::CriteriaStore>(*data_plane,
-                                                          criteria::StoreLimits{cfg.dataplane.criteria});
+        store = std::make_unique<criteria::CriteriaStore>(
+            *data_plane, criteria::StoreLimits{cfg.dataplane.criteria});
         service = std::make_unique<dtcp::DtcpService>(*store, *this, *this);
+        restoreState();
     }
 
     void startSsh() {
@@ -337,15 +366,24 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         sc.max_message_bytes = cfg.dtcp.max_message_bytes;
         sc.log = [](dtcp::SshLogLevel level, std::string_view line) {
             switch (level) {
-                case dtcp::SshLogLevel::Debug: spdlog::debug("ssh: {}", line); break;
-                case dtcp::SshLogLevel::Info: spdlog::info("ssh: {}", line); break;
-                case dtcp::SshLogLevel::Warning: spdlog::warn("ssh: {}", line); break;
-                case dtcp::SshLogLevel::Error: spdlog::error("ssh: {}", line); break;
+                case dtcp::SshLogLevel::Debug:
+                    spdlog::debug("ssh: {}", line);
+                    break;
+                case dtcp::SshLogLevel::Info:
+                    spdlog::info("ssh: {}", line);
+                    break;
+                case dtcp::SshLogLevel::Warning:
+                    spdlog::warn("ssh: {}", line);
+                    break;
+                case dtcp::SshLogLevel::Error:
+                    spdlog::error("ssh: {}", line);
+                    break;
             }
         };
         ssh = std::make_unique<dtcp::SshServer>(sc, *this);
         ssh->start();
-        for (const auto& a : ssh->boundAddresses()) spdlog::info("DTCP over SSH listening on {}", a);
+        for (const auto& a : ssh->boundAddresses())
+            spdlog::info("DTCP over SSH listening on {}", a);
     }
 
     // --- audit -----------------------------------------------------------------
@@ -361,11 +399,16 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
 
     static const char* kindName(dtcp::AuditEvent::Kind k) {
         switch (k) {
-            case dtcp::AuditEvent::Kind::Added: return "added";
-            case dtcp::AuditEvent::Kind::Deleted: return "deleted";
-            case dtcp::AuditEvent::Kind::Refreshed: return "refreshed";
-            case dtcp::AuditEvent::Kind::TimedOut: return "timed-out";
-            case dtcp::AuditEvent::Kind::CleartextDestination: return "cleartext-destination";
+            case dtcp::AuditEvent::Kind::Added:
+                return "added";
+            case dtcp::AuditEvent::Kind::Deleted:
+                return "deleted";
+            case dtcp::AuditEvent::Kind::Refreshed:
+                return "refreshed";
+            case dtcp::AuditEvent::Kind::TimedOut:
+                return "timed-out";
+            case dtcp::AuditEvent::Kind::CleartextDestination:
+                return "cleartext-destination";
         }
         return "?";
     }
@@ -373,9 +416,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     // --- DtcpEndpoint (SSH session threads) -------------------------------------
 
     void onOpen(const dtcp::SessionInfo& info) override {
-        auditEvent({{"event", "session-open"}, {"user", info.user}, {"auth", info.auth_method},
-                    {"key", info.key_fingerprint}, {"peer", info.peer_address}, {"port", info.peer_port},
+        auditEvent({{"event", "session-open"},
+                    {"user", info.user},
+                    {"auth", info.auth_method},
+                    {"key", info.key_fingerprint},
+                    {"peer", info.peer_address},
+                    {"port", info.peer_port},
                     {"session", info.session_id}});
+        sendOwedRestartNotice(info.user);
     }
 
     void onClose(const dtcp::SessionInfo& info, dtcp::ChannelCloseReason reason) override {
@@ -383,17 +431,29 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             std::lock_guard g(lock);
             seq_by_session.erase(info.session_id);
         }
-        auditEvent({{"event", "session-close"}, {"user", info.user}, {"session", info.session_id},
+        auditEvent({{"event", "session-close"},
+                    {"user", info.user},
+                    {"session", info.session_id},
                     {"reason", std::string(dtcp::describe(reason))}});
     }
 
-    std::vector<std::string> onMessage(const dtcp::SessionInfo& info, std::string_view bytes) override {
+    std::vector<std::string> onMessage(const dtcp::SessionInfo& info,
+                                       std::string_view bytes) override {
         std::lock_guard g(lock);
         const auto u = users.find(info.user);
         if (u == users.end()) return {};  // removed by a reload while connected
         const bool per_connection = cfg.users.at(info.user).seq_reset_per_connection;
-        dtcp::SeqWindow& window = per_connection ? seq_by_session[info.session_id] : seq_by_user[info.user];
+        dtcp::SeqWindow& window =
+            per_connection ? seq_by_session[info.session_id] : seq_by_user[info.user];
+        const dtcp::SeqWindowState seq_before = window.state();
         auto result = service->handleMessage(bytes, u->second, window, info.peer_address, now());
+        // Criteria and Seq changes reach the disk within kStateSaveDelay (the
+        // main loop saves them): one whole-file save per request would make
+        // each ADD cost O(criteria) and 3,000 ADDs take minutes. Every change
+        // is in the audit log at once, so a crash inside that window is
+        // visible there. A write-ahead journal would close it.
+        if (!result.audit.empty() || (!per_connection && window.state() != seq_before))
+            state_dirty = true;
         json rec = {{"event", "dtcp"},
                     {"user", info.user},
                     {"key", info.key_fingerprint},
@@ -408,7 +468,12 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         json ids = json::array();
         for (const auto& e : result.audit) {
             ids.push_back({{"criteria_id", e.criterion.id}, {"action", kindName(e.kind)}});
-            if (e.kind == dtcp::AuditEvent::Kind::CleartextDestination) ids.back()["cdest_id"] = e.cdest_id;
+            if (e.kind == dtcp::AuditEvent::Kind::CleartextDestination)
+                ids.back()["cdest_id"] = e.cdest_id;
+            // The targets and destinations, for `xtapctl audit report`.
+            if (e.kind == dtcp::AuditEvent::Kind::Added)
+                if (const criteria::Criterion* c = store->find(e.criterion))
+                    ids.back().update(addedCriterionAudit(*c));
         }
         rec["criteria"] = ids;
         auditEvent(rec);
@@ -431,22 +496,62 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         return std::nullopt;
     }
 
-    std::optional<std::vector<uint32_t>> vrfMembers(std::string_view) const override {
-        return std::nullopt;  // VRF devices are not resolved yet: 901
+    // A VRF-Name is a Linux VRF device; its transit members are the criterion's
+    // input interfaces. Each VRF resolved is remembered with its members, so
+    // tick() can republish its criteria when they change.
+    mutable std::map<std::string, std::vector<uint32_t>, std::less<>> vrf_members_seen;
+
+    std::optional<std::vector<uint32_t>> vrfMembers(std::string_view vrf_name) const override {
+        std::optional<std::vector<uint32_t>> members;
+        try {
+            members = kernel::vrfMembers(std::string(vrf_name));
+        } catch (const std::exception& e) {
+            spdlog::error("cannot read VRF members: {}", e.what());
+            return std::nullopt;
+        }
+        if (!members) return std::nullopt;
+        std::vector<uint32_t> transit;
+        for (uint32_t ifindex : *members)
+            for (const auto& [name, t] : transit_by_name)
+                if (t == ifindex) {
+                    transit.push_back(ifindex);
+                    break;
+                }
+        vrf_members_seen[std::string(vrf_name)] = transit;
+        return transit;
+    }
+
+    // Interfaces joined or left a VRF (ip link set DEV master VRF): its
+    // criteria follow. Called under the lock.
+    void refreshVrfs(const dtcp::UserLookup& users_by_name) {
+        std::vector<std::string> changed;
+        const auto seen = vrf_members_seen;  // vrfMembers() updates the map
+        for (const auto& [name, before] : seen) {
+            const auto current = vrfMembers(name);
+            if (current && !current->empty() && *current != before) changed.push_back(name);
+        }
+        for (const auto& name : changed) {
+            const auto update = service->updateVrf(name, users_by_name);
+            spdlog::info("VRF members changed: {} criteria republished, {} kept their filters",
+                         update.republished, update.failed.size());
+        }
     }
 
     bool isOwnAddress(Family family, const Address& address) const override {
         for (const auto& [f, a] : own_addresses)
-            if (f == family && std::memcmp(a.data(), address.data(), family == Family::V4 ? 4 : 16) == 0)
+            if (f == family &&
+                std::memcmp(a.data(), address.data(), family == Family::V4 ? 4 : 16) == 0)
                 return true;
         return false;
     }
 
-    dtcp::DestinationRoute route(std::string_view, const delivery::OuterHeader& outer) const override {
+    dtcp::DestinationRoute route(std::string_view,
+                                 const delivery::OuterHeader& outer) const override {
         const std::string dst = formatAddress(outer.family, outer.destination);
         const std::string src = formatAddress(outer.family, outer.source);
         for (const auto& t : cfg.ipsec.tunnels)
-            if (config::prefixListContains(t.remote_ts, dst) && config::prefixListContains(t.local_ts, src))
+            if (config::prefixListContains(t.remote_ts, dst) &&
+                config::prefixListContains(t.local_ts, src))
                 return dtcp::DestinationRoute::Tunnel;
         if (config::prefixListContains(cfg.delivery.cleartext_destinations, dst))
             return dtcp::DestinationRoute::Cleartext;
@@ -492,6 +597,9 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             ++counters.not_ip;
             return;
         }
+        // The classifier could not count a fragment released late: count it here.
+        if (late)
+            for (uint32_t slot : slots) data_plane->countReleased(slot, 1, l3->bytes.size());
         matches.clear();
         match_slots.clear();
         for (uint32_t slot : slots) {
@@ -501,6 +609,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 delivery::Match m;
                 m.criterion = {userIndex(c->key.user), c->key.id};
                 m.cdest_id = cdestIdFor(d.params);
+                cdest_labels.note(m.cdest_id, c->key.user, d.cdest_id);
                 m.delivery = d.params;
                 matches.push_back(m);
                 match_slots.push_back(slot);
@@ -512,16 +621,21 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
         delivery::planFanOut(matches, plan);
         for (const auto& send : plan.sends()) {
+            ++counters.to_send;
             const auto& m = matches[send.first_match];
             const auto* enc = encapsulatorFor(m.delivery);
             const auto outcome = enc ? sender->send(m.cdest_id, *enc, l3->bytes)
                                      : delivery::SendOutcome::EncapsulationFailed;
+            // Queued is not sent yet: the sender counts sent or dropped at flush.
             if (outcome == delivery::SendOutcome::Queued) {
-                ++counters.sent;
+                ++counters.encapsulated;
                 continue;
             }
-            outcome == delivery::SendOutcome::DroppedTunnelDown ? ++counters.dropped_tunnel : ++counters.dropped_other;
-            for (uint32_t idx : plan.served(send)) store->addDropped(match_slots[idx], 1, l3->bytes.size());
+            // The sender counted its own refusals; one it never saw is counted here.
+            if (!enc)
+                sender->countDrop(m.cdest_id, delivery::DropReason::SendError, l3->bytes.size());
+            for (uint32_t idx : plan.served(send))
+                store->addDropped(match_slots[idx], 1, l3->bytes.size());
         }
     }
 
@@ -531,12 +645,15 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         for (auto* r : receivers) fds.push_back({r->fd(), POLLIN, 0});
         auto onFrame = [&](const kernel::CopiedFrame& f) {
             ++counters.received;
-            if (!f.meta) return;
+            if (!f.meta) {
+                ++counters.no_metadata;
+                return;
+            }
             const uint32_t n = std::min<uint32_t>(f.meta->count, XTAP_MAX_MATCHES);
-            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags, bootNs(),
-                             [this](std::span<const uint8_t> fr, std::span<const uint32_t> s, bool late) {
-                                 deliver(fr, s, late);
-                             });
+            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags,
+                             bootNs(),
+                             [this](std::span<const uint8_t> fr, std::span<const uint32_t> s,
+                                    bool late) { deliver(fr, s, late); });
         };
         while (!stop) {
             ::poll(fds.data(), fds.size(), 100);
@@ -549,20 +666,177 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
     }
 
+    // --- continuity (issue 6): the state file, restore, 599, flush ------------------
+
+    DaemonOptions options;
+    std::optional<criteria::LoadedState> saved_state;  // read at start, restored in startControl
+    std::string discarded_state;                       // why the state file was set aside
+    bool state_dirty = false;  // criteria or a Seq changed since the last save
+    static constexpr auto kStateSaveDelay = std::chrono::milliseconds(200);
+    std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
+    // Users owed a 599 at their next connection, with its Alert-Info.
+    std::map<std::string, std::string, std::less<>> owed_restart_notice;
+
+    std::string statePath() const { return cfg.state_dir + "/state.json"; }
+
+    void oweRestartNoticeToAll(const std::string& alert_info) {
+        for (const auto& [name, u] : cfg.users) owed_restart_notice.emplace(name, alert_info);
+    }
+
+    // Before anything is published. An unusable file stops the start unless the
+    // operator said to discard it: intercepts are never dropped silently.
+    void loadState() {
+        const std::string path = statePath();
+        std::string problem;
+        try {
+            const auto text = readStateFile(path);
+            if (!text) {
+                // Maps from an earlier run but no record of its criteria.
+                if (object->reusedPins())
+                    oweRestartNoticeToAll("xtapd restarted without its saved criteria");
+                return;
+            }
+            auto parsed = criteria::parseStateFile(*text, stateClockNow());
+            if (auto* state = std::get_if<criteria::LoadedState>(&parsed)) {
+                saved_state = std::move(*state);
+                return;
+            }
+            problem = std::get<std::string>(parsed);
+        } catch (const std::system_error& e) {
+            problem = e.what();
+        }
+        if (!options.discard_unusable_state)
+            throw std::runtime_error(
+                "state file " + path + " is unusable: " + problem +
+                "; refusing to start, so that no intercept is dropped silently "
+                "(xtapd --discard-state starts without criteria)");
+        std::string aside = "(left in place)";
+        try {
+            aside = setStateFileAside(path, stateClockNow().unix_ms);
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+        }
+        spdlog::warn(
+            "state file {} is unusable ({}); set aside as {}; starting WITHOUT criteria "
+            "(--discard-state)",
+            path, problem, aside);
+        discarded_state = problem + "; set aside as " + aside;
+        oweRestartNoticeToAll("xtapd restarted without its saved criteria");
+    }
+
+    // In startControl, with the store, the service and the audit log up.
+    void restoreState() {
+        if (!discarded_state.empty())
+            auditEvent({{"event", "restart"}, {"state", "discarded"}, {"reason", discarded_state}});
+        if (!saved_state) return;
+        const dtcp::UserLookup lookup = [this](std::string_view u) -> const dtcp::UserContext* {
+            auto it = users.find(u);
+            return it == users.end() ? nullptr : &it->second;
+        };
+        const auto report = service->restore(saved_state->snapshot, lookup, now());
+        for (const auto& [user, state] : saved_state->snapshot.seq_states)
+            seq_by_user[user] = dtcp::SeqWindow(state);
+        for (const auto& d : report.dropped) {
+            spdlog::warn("criterion {} of {} not restored: {}", d.key.id, d.key.user, d.reason);
+            owed_restart_notice.emplace(d.key.user,
+                                        "xtapd restarted without some of your criteria");
+        }
+        spdlog::info("{}", restartLogLine(*saved_state, report));
+        auditEvent(restartRecord(*saved_state, report));
+        saved_state.reset();
+        saveState();
+    }
+
+    // Under the lock (or before the threads start). A failure is loud and
+    // retried by the tick; the change itself stands.
+    void saveState() {
+        criteria::SeqStates seq;
+        for (const auto& [user, window] : seq_by_user) seq[user] = window.state();
+        try {
+            writeStateFile(statePath(),
+                           criteria::formatStateFile(*store, now(), seq, stateClockNow()));
+            state_dirty = false;
+            last_save = std::chrono::steady_clock::now();
+        } catch (const std::exception& e) {
+            state_dirty = true;
+            spdlog::critical("state not saved, retried each second: {}", e.what());
+        }
+    }
+
+    // From the main loop: changes since the last save, at most kStateSaveDelay old.
+    void saveIfDirty() {
+        std::lock_guard g(lock);
+        if (state_dirty && std::chrono::steady_clock::now() - last_save >= kStateSaveDelay)
+            saveState();
+    }
+
+    // xtapctl flush: the operator drops every criterion. Withdrawn, audited and
+    // saved; every client that had criteria gets 599 now or at its next connection.
+    size_t flushAll(const std::string& requested_by) {
+        json ids = json::array();
+        std::set<std::string> owners;
+        {
+            std::lock_guard g(lock);
+            for (const auto& key : store->keys()) {
+                store->remove(key);
+                ids.push_back({{"user", key.user}, {"criteria_id", key.id}});
+                owners.insert(key.user);
+                owed_restart_notice[key.user] = "every criterion was flushed by the operator";
+            }
+            saveState();
+        }
+        spdlog::warn("flush by {}: {} criteria dropped", requested_by, ids.size());
+        auditEvent({{"event", "flush"}, {"by", requested_by}, {"criteria", ids}});
+        if (ssh)
+            for (const auto& user : owners) sendOwedRestartNotice(user);
+        return ids.size();
+    }
+
+    // 599 (dtcp.md §11) on the user's first connection after its criteria were
+    // lost (or at once, to a user connected during a flush). Kept owed while
+    // the user has no open DTCP channel.
+    void sendOwedRestartNotice(const std::string& user) {
+        std::string notice;
+        {
+            std::lock_guard g(lock);
+            const auto owed = owed_restart_notice.find(user);
+            const auto u = users.find(user);
+            if (owed == owed_restart_notice.end() || u == users.end()) return;
+            notice = dtcp::formatNotification(
+                dtcp::restartNotification(service->notificationVersion(user), owed->second,
+                                          now().local),
+                u->second.hmac_key);
+        }
+        if (ssh->notifyUser(user, notice) == 0) return;  // still owed
+        {
+            std::lock_guard g(lock);
+            owed_restart_notice.erase(user);
+        }
+        auditEvent({{"event", "notification"}, {"user", user}, {"status", 599}});
+    }
+
     // --- the tick -------------------------------------------------------------------
 
     void tick() {
         std::vector<dtcp::UserNotification> notes;
         {
             std::lock_guard g(lock);
-            auto r = service->tick(now(), [this](std::string_view u) -> const dtcp::UserContext* {
+            const dtcp::UserLookup lookup = [this](std::string_view u) -> const dtcp::UserContext* {
                 auto it = users.find(u);
                 return it == users.end() ? nullptr : &it->second;
-            });
+            };
+            refreshVrfs(lookup);
+            auto r = service->tick(now(), lookup);
             notes = std::move(r.notifications);
             for (const auto& e : r.audit)
-                auditEvent({{"event", "criterion"}, {"user", e.criterion.user}, {"criteria_id", e.criterion.id},
+                auditEvent({{"event", "criterion"},
+                            {"user", e.criterion.user},
+                            {"criteria_id", e.criterion.id},
                             {"action", kindName(e.kind)}});
+            // Timeouts, a Seq moved, or a minute gone (counters, for a restart after a reboot).
+            if (!r.audit.empty() || state_dirty ||
+                std::chrono::steady_clock::now() - last_save > std::chrono::seconds(60))
+                saveState();
         }
         for (const auto& n : notes) ssh->notifyUser(n.user, n.message);
     }
@@ -590,23 +864,70 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         auditEvent({{"event", "reload"}, {"result", "applied"}, {"users", cfg.users.size()}});
     }
 
-    json status() {
+    // Taken under the lock (the pump flushes before releasing it, so the
+    // sender's counters balance); formatting happens after.
+    control::Status statusSnapshot() {
+        std::vector<control::ClientStatus> clients;
         std::lock_guard g(lock);
-        json j;
-        const auto s = maps->readStats();
-        j["matched"] = s[XTAP_STAT_MATCHED];
-        j["cloned"] = s[XTAP_STAT_CLONED];
-        j["received"] = counters.received;
-        j["delivered"] = counters.delivered;
-        j["sent"] = counters.sent;
-        j["dropped_tunnel_down"] = counters.dropped_tunnel;
-        j["dropped_other"] = counters.dropped_other;
-        j["criteria"] = store->size();
-        return j;
+        for (const auto& [name, u] : users)
+            clients.push_back({name, store->countOf(name), store->destinationCountOf(name)});
+        std::vector<kernel::XskStats> xsk;
+        for (auto* r : copy_path->receivers()) xsk.push_back(r->stats());
+        const auto bpf = maps->readStats();
+        return buildStatus({cfg,
+                            uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()),
+                            store->size(), std::move(clients), bpf, copy_path->interfaces(),
+                            std::move(xsk), tunnel_board.snapshot(), counters, *sender,
+                            cdest_labels});
+    }
+
+    // For the log at stop: the copy path's totals only (no user or Cdest names).
+    json status() { return control::toJson(statusSnapshot())["counters"]; }
+
+    std::unique_ptr<control::ControlServer> control_server;
+    std::unique_ptr<control::MetricsServer> metrics_server;
+
+    control::Response onControl(const control::Request& r) {
+        if (r.command == control::Command::Status)
+            return control::Response::success(control::toJson(statusSnapshot()));
+        if (r.command == control::Command::Flush)
+            return control::Response::success({{"flushed", flushAll("control socket")}});
+        return control::Response::failure("unknown command");
+    }
+
+    void startObservability() {
+        if (!cfg.control_socket.empty()) {
+            control::ControlServerOptions o;
+            o.path = cfg.control_socket;
+            control_server = std::make_unique<control::ControlServer>(
+                o, [this](const control::Request& r) { return onControl(r); },
+                [](const std::string& line) { spdlog::warn("{}", line); });
+            spdlog::info("control socket {}", o.path);
+        }
+        if (!cfg.metrics_listen.empty()) {
+            control::MetricsServerOptions o;
+            const auto colon = cfg.metrics_listen.rfind(':');
+            o.address = cfg.metrics_listen.substr(0, colon);
+            if (!o.address.empty() && o.address.front() == '[')
+                o.address = o.address.substr(1, o.address.size() - 2);
+            o.port = uint16_t(std::stoi(cfg.metrics_listen.substr(colon + 1)));
+            // Metrics are not worth an intercept: without them xtapd still runs.
+            try {
+                metrics_server = std::make_unique<control::MetricsServer>(
+                    o, [this] { return control::formatMetrics(statusSnapshot()); });
+                spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
+            } catch (const std::exception& e) {
+                spdlog::error("{}; running without metrics", e.what());
+            }
+        }
     }
 };
 
-Daemon::Daemon(config::Config config, std::string config_path) : impl_(std::make_unique<Impl>()) {
+Daemon::Daemon(config::Config config, std::string config_path, DaemonOptions options)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->options = options;
     impl_->cfg = std::move(config);
     impl_->config_path = std::move(config_path);
     impl_->loadUsers();
@@ -615,10 +936,13 @@ Daemon::Daemon(config::Config config, std::string config_path) : impl_(std::make
     impl_->startControl();
     impl_->auditEvent({{"event", "start"}, {"interfaces", impl_->cfg.interfaces.size()}});
     impl_->startSsh();
+    impl_->startObservability();
 }
 
 Daemon::~Daemon() {
     if (!impl_) return;
+    impl_->metrics_server.reset();
+    impl_->control_server.reset();
     if (impl_->ssh) impl_->ssh->stop();
     if (impl_->copy_path) impl_->copy_path->detachAll();
     if (impl_->audit) impl_->auditEvent({{"event", "stop"}});
@@ -639,6 +963,7 @@ void Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
     while (!stop) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (reload.exchange(false)) d.reloadUsers();
+        d.saveIfDirty();
         if (std::chrono::steady_clock::now() >= next_tick) {
             d.tick();
             next_tick += std::chrono::seconds(1);
@@ -647,6 +972,11 @@ void Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
     }
     sd_notify(0, "STOPPING=1");
     pump.join();
+    {
+        // A clean stop (SIGTERM, upgrade): the next start restores all of it.
+        std::lock_guard g(d.lock);
+        d.saveState();
+    }
     if (tunnel_loop.joinable()) tunnel_loop.join();
     spdlog::info("stopping: {}", d.status().dump());
 }

@@ -13,11 +13,18 @@
 
 namespace xtap::app {
 
+struct DaemonOptions {
+    // A state file that cannot be read or trusted stops the start (no
+    // intercept is dropped silently). With this, xtapd sets it aside, starts
+    // without criteria and owes every client a 599 (xtapd --discard-state).
+    bool discard_unusable_state = false;
+};
+
 class Daemon {
-public:
+  public:
     // Throws std::runtime_error / std::system_error naming what failed;
     // whatever was attached is detached again before the exception leaves.
-    Daemon(config::Config config, std::string config_path);
+    Daemon(config::Config config, std::string config_path, DaemonOptions options = {});
     ~Daemon();
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -28,7 +35,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 

@@ -24,8 +24,10 @@ std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 
 void onSignal(int sig) {
-    if (sig == SIGHUP) g_reload = true;
-    else g_stop = true;
+    if (sig == SIGHUP)
+        g_reload = true;
+    else
+        g_stop = true;
 }
 
 std::variant<xtap::config::Config, xtap::config::ConfigError> load(const std::string& path) {
@@ -43,7 +45,11 @@ int main(int argc, char** argv) {
     std::string config_path = "/etc/xtap/xtap.json";
     std::string check_path;
     bool verbose = false;
+    xtap::app::DaemonOptions daemon_options;
     app.add_option("-c,--config", config_path, "configuration file");
+    app.add_flag(
+        "--discard-state", daemon_options.discard_unusable_state,
+        "start without criteria if the state file is unusable (set aside; clients get 599)");
     app.add_option("--check-config", check_path, "validate FILE and exit (0: valid)");
     app.add_flag("-v,--verbose", verbose, "debug logging");
     CLI11_PARSE(app, argc, argv);
@@ -80,7 +86,8 @@ int main(int argc, char** argv) {
     sigaction(SIGHUP, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
     try {
-        xtap::app::Daemon daemon(std::get<xtap::config::Config>(std::move(r)), config_path);
+        xtap::app::Daemon daemon(std::get<xtap::config::Config>(std::move(r)), config_path,
+                                 daemon_options);
         daemon.run(g_stop, g_reload);
     } catch (const std::exception& e) {
         spdlog::critical("xtapd: {}", e.what());
