@@ -145,12 +145,17 @@ Destination parseDestination(const json& j, const std::string& where) {
     o.read("source_address", d.source_address);
     o.read("source_port", d.source_port);
     o.read("ttl", d.ttl);
+    o.read("max_bandwidth_bps", d.max_bandwidth_bps);
     o.finish();
     if (!isAddress(d.address)) throw Invalid{o.at("address"), "must be an IP address"};
     if (d.port == 0) throw Invalid{o.at("port"), "must be 1-65535"};
     if (!d.source_address.empty() && !isAddress(d.source_address))
         throw Invalid{o.at("source_address"), "must be an IP address"};
     if (d.ttl == 0) throw Invalid{o.at("ttl"), "must be 1-255"};
+    // A bucket of one second must hold a full-size copy, or nothing ever passes.
+    if (d.max_bandwidth_bps != 0 && d.max_bandwidth_bps < kMinBandwidthBps)
+        throw Invalid{o.at("max_bandwidth_bps"),
+                      "must be 0 (unlimited) or at least " + std::to_string(kMinBandwidthBps)};
     return d;
 }
 

@@ -32,6 +32,9 @@ struct Dtcp {
 
 enum class DeliveryFormat { Flowtap, Jmirror };
 
+// Lowest nonzero max_bandwidth_bps: 2000 bytes a second, one full-size copy.
+inline constexpr uint64_t kMinBandwidthBps = 16000;
+
 // A content destination configured for a user: what a plain Cdest-ID names.
 struct Destination {
     std::string address;
@@ -39,6 +42,8 @@ struct Destination {
     std::string source_address;
     uint16_t source_port = 0;
     uint8_t ttl = 255;
+    // Copies to this destination above this rate are shed (0 = unlimited).
+    uint64_t max_bandwidth_bps = 0;
 };
 
 struct User {

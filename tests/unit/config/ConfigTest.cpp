@@ -75,6 +75,8 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
          "empty"},
         {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5}}}}})",
          "/users/md1/destinations/cd1/address", "clear text"},
+        {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5,"max_bandwidth_bps":800}}}}})",
+         "/users/md1/destinations/cd1/max_bandwidth_bps", "at least 16000"},
         {R"({"interfaces":[{"name":"eth1"},{"name":"eth1"}]})", "/interfaces/1/name", "twice"},
         {R"({"interfaces":[{"name":"eth1","xdp_mode":"fast"}]})", "/interfaces/0/xdp_mode", "native"},
         {R"({"interfaces":[{"name":"eth1","alias":"ge-0/0/1"},{"name":"eth2","alias":"ge-0/0/1"}]})",
@@ -108,9 +110,11 @@ TEST_CASE("a destination inside a tunnel's remote selectors or the cleartext lis
                            "remote_ts":["2001:db8:20::/48"],"psk":"x"}]}})";
     CHECK(std::holds_alternative<Config>(parseConfig(in_tunnel, "f")));
     const char* cleartext = R"({
-      "users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5}}}},
+      "users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5,"max_bandwidth_bps":1000000}}}},
       "delivery":{"cleartext_destinations":["198.18.20.0/24"]}})";
-    CHECK(std::holds_alternative<Config>(parseConfig(cleartext, "f")));
+    const auto r = parseConfig(cleartext, "f");
+    REQUIRE(std::holds_alternative<Config>(r));
+    CHECK(std::get<Config>(r).users.at("md1").destinations.at("cd1").max_bandwidth_bps == 1000000);
 }
 
 TEST_CASE("prefix lists") {

@@ -36,6 +36,7 @@
 #include "dataplane/kernel/XtapObject.h"
 #include "delivery/Encapsulator.h"
 #include "delivery/FanOut.h"
+#include "delivery/Overload.h"
 #include "delivery/Frame.h"
 #include "delivery/UdpSender.h"
 #include "dtcp/DtcpService.h"
@@ -176,6 +177,9 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     dataplane::FragmentReorderer reorderer;
     std::vector<delivery::Match> matches;
     std::vector<uint32_t> match_slots;
+    // Each match's criterion and its destination's Cdest-ID, for the rate limit.
+    std::vector<std::pair<const criteria::Criterion*, const std::string*>> match_owners;
+    delivery::OverloadMonitor overload;  // per user Cdest rate limits, 580 and 598
     delivery::FanOutPlan plan;
     std::vector<std::string> user_index;
     PumpCounters counters;     // the sender keeps sent and dropped, per Cdest
@@ -212,6 +216,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 o.source_port = d.source_port;
                 o.ttl = d.ttl;
                 c.destinations[cdest] = o;
+                overload.configure({name, cdest}, d.max_bandwidth_bps,
+                                   std::chrono::steady_clock::now());
             }
             users[name] = c;
         }
@@ -447,11 +453,11 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             per_connection ? seq_by_session[info.session_id] : seq_by_user[info.user];
         const dtcp::SeqWindowState seq_before = window.state();
         auto result = service->handleMessage(bytes, u->second, window, info.peer_address, now());
-        // Criteria and Seq changes reach the disk within kStateSaveDelay (the
-        // main loop saves them): one whole-file save per request would make
-        // each ADD cost O(criteria) and 3,000 ADDs take minutes. Every change
-        // is in the audit log at once, so a crash inside that window is
-        // visible there. A write-ahead journal would close it.
+        // Criteria and Seq changes reach the disk from the main loop
+        // (saveIfDirty), not before this reply: one whole-file save per request
+        // would make each ADD cost O(criteria) under the lock. Every change is
+        // in the audit log at once, so a crash before the save is visible
+        // there. A write-ahead journal would close that window.
         if (!result.audit.empty() || (!per_connection && window.state() != seq_before))
             state_dirty = true;
         json rec = {{"event", "dtcp"},
@@ -602,6 +608,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             for (uint32_t slot : slots) data_plane->countReleased(slot, 1, l3->bytes.size());
         matches.clear();
         match_slots.clear();
+        match_owners.clear();
         for (uint32_t slot : slots) {
             const criteria::Criterion* c = store->findBySlot(slot);
             if (!c) continue;
@@ -613,6 +620,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 m.delivery = d.params;
                 matches.push_back(m);
                 match_slots.push_back(slot);
+                match_owners.emplace_back(c, &d.cdest_id);
             }
         }
         if (matches.empty()) {
@@ -620,9 +628,24 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             return;
         }
         delivery::planFanOut(matches, plan);
+        const auto pump_now = std::chrono::steady_clock::now();
         for (const auto& send : plan.sends()) {
             ++counters.to_send;
             const auto& m = matches[send.first_match];
+            // Rate limit: the first match's destination decides, at the most
+            // important Priority the copy serves (shared copies are rare).
+            uint16_t priority = UINT16_MAX;
+            for (uint32_t idx : plan.served(send))
+                priority =
+                    std::min(priority, match_owners[idx].first->publication.effective_priority);
+            const auto& [owner, label] = match_owners[send.first_match];
+            if (!overload.admit({owner->key.user, *label}, owner->key.id, priority,
+                                l3->bytes.size(), pump_now)) {
+                sender->countDrop(m.cdest_id, delivery::DropReason::RateLimit, l3->bytes.size());
+                for (uint32_t idx : plan.served(send))
+                    store->addDropped(match_slots[idx], 1, l3->bytes.size());
+                continue;
+            }
             const auto* enc = encapsulatorFor(m.delivery);
             const auto outcome = enc ? sender->send(m.cdest_id, *enc, l3->bytes)
                                      : delivery::SendOutcome::EncapsulationFailed;
@@ -672,8 +695,11 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::optional<criteria::LoadedState> saved_state;  // read at start, restored in startControl
     std::string discarded_state;                       // why the state file was set aside
     bool state_dirty = false;  // criteria or a Seq changed since the last save
+    // Saves come at least kStateSaveDelay apart, and at least ten times as far
+    // apart as the last one took: a large store costs at most ~10% of the lock.
     static constexpr auto kStateSaveDelay = std::chrono::milliseconds(200);
     std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::duration last_save_took{};
     // Users owed a 599 at their next connection, with its Alert-Info.
     std::map<std::string, std::string, std::less<>> owed_restart_notice;
 
@@ -752,22 +778,25 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     void saveState() {
         criteria::SeqStates seq;
         for (const auto& [user, window] : seq_by_user) seq[user] = window.state();
+        const auto started = std::chrono::steady_clock::now();
         try {
             writeStateFile(statePath(),
                            criteria::formatStateFile(*store, now(), seq, stateClockNow()));
             state_dirty = false;
             last_save = std::chrono::steady_clock::now();
+            last_save_took = last_save - started;
         } catch (const std::exception& e) {
             state_dirty = true;
             spdlog::critical("state not saved, retried each second: {}", e.what());
         }
     }
 
-    // From the main loop: changes since the last save, at most kStateSaveDelay old.
+    // From the main loop: the changes since the last save.
     void saveIfDirty() {
         std::lock_guard g(lock);
-        if (state_dirty && std::chrono::steady_clock::now() - last_save >= kStateSaveDelay)
-            saveState();
+        const auto spacing =
+            std::max<std::chrono::steady_clock::duration>(kStateSaveDelay, 10 * last_save_took);
+        if (state_dirty && std::chrono::steady_clock::now() - last_save >= spacing) saveState();
     }
 
     // xtapctl flush: the operator drops every criterion. Withdrawn, audited and
@@ -817,6 +846,27 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
 
     // --- the tick -------------------------------------------------------------------
 
+    // 580 and 598 (dtcp.md §14) to the user whose configured destination it is.
+    void overloadNotices(std::vector<dtcp::UserNotification>& notes) {
+        const auto t = overload.tick();
+        const auto stamp = now().local;
+        auto push = [&](const std::string& user, uint32_t id, const dtcp::Notification& n) {
+            const auto u = users.find(user);
+            if (u != users.end())
+                notes.push_back({user, id, dtcp::formatNotification(n, u->second.hmac_key)});
+        };
+        for (const auto& a : t.alerts)
+            push(a.key.user, 0,
+                 dtcp::congestionNotification(service->notificationVersion(a.key.user),
+                                              a.key.cdest_id, a.average_bps, a.alert_bps,
+                                              a.max_bps, stamp));
+        for (const auto& d : t.drops)
+            push(d.key.user, d.criteria_id,
+                 dtcp::duplicatesDroppedNotification(service->notificationVersion(d.key.user),
+                                                     d.key.cdest_id, d.criteria_id, d.packets,
+                                                     d.bytes, stamp));
+    }
+
     void tick() {
         std::vector<dtcp::UserNotification> notes;
         {
@@ -828,6 +878,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             refreshVrfs(lookup);
             auto r = service->tick(now(), lookup);
             notes = std::move(r.notifications);
+            overloadNotices(notes);
             for (const auto& e : r.audit)
                 auditEvent({{"event", "criterion"},
                             {"user", e.criterion.user},
