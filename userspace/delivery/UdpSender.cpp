@@ -211,7 +211,7 @@ std::span<uint8_t> UdpSender::reserve(size_t length) {
 }
 
 SendOutcome UdpSender::send(uint32_t cdest_id, const Encapsulator& encapsulator,
-                            std::span<const uint8_t> packet) {
+                            std::span<const uint8_t> packet, uint64_t tag) {
     Destination* destination = find(cdest_id);
     if (!destination) {
         return SendOutcome::UnknownDestination;
@@ -233,7 +233,7 @@ SendOutcome UdpSender::send(uint32_t cdest_id, const Encapsulator& encapsulator,
         destination->counters.addDrop(DropReason::SendError, length);
         return SendOutcome::EncapsulationFailed;
     }
-    pending_.push_back(Pending{cdest_id, arena_used_, *written});
+    pending_.push_back(Pending{cdest_id, arena_used_, *written, tag});
     arena_used_ += *written;
     if (pending_.size() >= options_.batch_messages) {
         flush();
@@ -300,10 +300,15 @@ size_t UdpSender::sendRun(size_t socket, std::span<const Pending> run) {
         }
         // The first message failed (EHOSTUNREACH from the unreachable route
         // while the tunnel route is gone, ...): count it, go on with the rest.
-        find(run[next].cdest_id)->counters.addDrop(DropReason::SendError, run[next].length);
+        lateDrop(*find(run[next].cdest_id), run[next], DropReason::SendError);
         ++next;
     }
     return accepted;
+}
+
+void UdpSender::lateDrop(Destination& destination, const Pending& copy, DropReason reason) {
+    destination.counters.addDrop(reason, copy.length);
+    if (late_drop_) late_drop_(copy.tag, reason, copy.length);
 }
 
 size_t UdpSender::flush() {
@@ -317,7 +322,7 @@ size_t UdpSender::flush() {
         Destination& destination = *find(copy.cdest_id);
         // Asked again: the tunnel may have gone down since the copy was queued.
         if (!mayLeave(destination)) {
-            destination.counters.addDrop(DropReason::TunnelDown, copy.length);
+            lateDrop(destination, copy, DropReason::TunnelDown);
             continue;
         }
         if (!run_.empty() && destination.socket != run_socket) {

@@ -75,13 +75,18 @@ class UdpSender {
     // `encapsulator` (whose params name this Cdest's outer header; the
     // socket comes from the Cdest). Flushes when the batch is full.
     SendOutcome send(uint32_t cdest_id, const Encapsulator& encapsulator,
-                     std::span<const uint8_t> packet);
+                     std::span<const uint8_t> packet, uint64_t tag = 0);
     // The same for a payload the caller encapsulated itself.
     SendOutcome sendPayload(uint32_t cdest_id, std::span<const uint8_t> udp_payload);
 
     // Sends every queued copy; returns how many the kernel accepted.
     size_t flush();
     size_t queued() const { return pending_.size(); }
+
+    // Told of a queued copy dropped at flush (tunnel closed meanwhile, send
+    // error), with the tag given to send(): the caller charges its criteria.
+    using LateDrop = std::function<void(uint64_t tag, DropReason reason, size_t payload_bytes)>;
+    void onLateDrop(LateDrop callback) { late_drop_ = std::move(callback); }
 
     // Drops decided before the sender (ring_full, rate_limit).
     void countDrop(uint32_t cdest_id, DropReason reason, uint64_t payload_bytes);
@@ -110,6 +115,7 @@ class UdpSender {
         uint32_t cdest_id = 0;
         size_t offset = 0;  // into arena_
         size_t length = 0;
+        uint64_t tag = 0;
     };
 
     Destination* find(uint32_t cdest_id);
@@ -120,7 +126,10 @@ class UdpSender {
     // sendmmsg of consecutive copies on one socket; returns how many went out.
     size_t sendRun(size_t socket, std::span<const Pending> run);
 
+    void lateDrop(Destination& destination, const Pending& copy, DropReason reason);
+
     TunnelOpen tunnel_open_;
+    LateDrop late_drop_;
     UdpSenderOptions options_;
     std::unordered_map<uint32_t, Destination> destinations_;
     std::vector<SenderSocket> sockets_;

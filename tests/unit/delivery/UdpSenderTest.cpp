@@ -144,6 +144,27 @@ TEST_CASE("UdpSender: the gate is asked again at flush time") {
     CHECK(drain(receiver) == 0);
 }
 
+TEST_CASE("UdpSender: a copy dropped at flush is reported with its tag") {
+    Loopback sink(Family::V4);
+    std::atomic<bool> open{true};
+    UdpSender sender([&](Family, const Address&) { return open.load(); });
+    sender.addDestination(1, sink.outer());
+    auto encapsulator = Encapsulator::create(flowtap(sink.outer()));
+    REQUIRE(encapsulator.ok());
+    std::vector<uint64_t> tags;
+    sender.onLateDrop([&](uint64_t tag, DropReason reason, size_t bytes) {
+        CHECK(reason == DropReason::TunnelDown);
+        CHECK(bytes == kInner4.size());  // flowtap: the UDP payload is the packet
+        tags.push_back(tag);
+    });
+    for (uint64_t tag = 10; tag < 13; ++tag)
+        CHECK(sender.send(1, *encapsulator, kInner4, tag) == SendOutcome::Queued);
+    open = false;
+    CHECK(sender.flush() == 0);
+    CHECK(tags == std::vector<uint64_t>{10, 11, 12});
+    CHECK(sender.counters(1)->dropped(DropReason::TunnelDown) == 3);
+}
+
 TEST_CASE("UdpSender: full batches go out by themselves and sent + dropped = offered") {
     Loopback sink(Family::V6);
     CopyReceiver receiver(sink.endpoint(), Format::Flowtap);

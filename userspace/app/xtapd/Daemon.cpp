@@ -179,6 +179,12 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::vector<uint32_t> match_slots;
     // Each match's criterion and its destination's Cdest-ID, for the rate limit.
     std::vector<std::pair<const criteria::Criterion*, const std::string*>> match_owners;
+    // The criteria (slots) each queued copy serves, indexed by its sender tag.
+    struct QueuedCopy {
+        size_t first = 0, count = 0, bytes = 0;
+    };
+    std::vector<QueuedCopy> queued_served;
+    std::vector<uint32_t> queued_slots;
     delivery::OverloadMonitor overload;  // per user Cdest rate limits, 580 and 598
     delivery::FanOutPlan plan;
     std::vector<std::string> user_index;
@@ -331,6 +337,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         auto gate = tunnels ? tunnels->sharedGate() : nullptr;
         sender = std::make_unique<delivery::UdpSender>(
             [gate](Family f, const Address& a) { return gate && gate->isOpenFor(f, a); }, so);
+        // A queued copy dropped at flush is charged to the criteria it served,
+        // so LIST's dropped counters equal the sender's.
+        sender->onLateDrop([this](uint64_t tag, delivery::DropReason, size_t) {
+            if (tag >= queued_served.size()) return;
+            const auto& q = queued_served[tag];
+            for (size_t i = q.first; i < q.first + q.count; ++i)
+                store->addDropped(queued_slots[i], 1, q.bytes);
+        });
     }
 
     void startControl() {
@@ -647,7 +661,11 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 continue;
             }
             const auto* enc = encapsulatorFor(m.delivery);
-            const auto outcome = enc ? sender->send(m.cdest_id, *enc, l3->bytes)
+            const uint64_t tag = queued_served.size();
+            queued_served.push_back(
+                {queued_slots.size(), plan.served(send).size(), l3->bytes.size()});
+            for (uint32_t idx : plan.served(send)) queued_slots.push_back(match_slots[idx]);
+            const auto outcome = enc ? sender->send(m.cdest_id, *enc, l3->bytes, tag)
                                      : delivery::SendOutcome::EncapsulationFailed;
             // Queued is not sent yet: the sender counts sent or dropped at flush.
             if (outcome == delivery::SendOutcome::Queued) {
@@ -685,6 +703,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 while (r->receive(onFrame) > 0) {
                 }
             sender->flush();
+            queued_served.clear();  // nothing is queued after a flush
+            queued_slots.clear();
             reorderer.expire(bootNs());
         }
     }
@@ -858,8 +878,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         for (const auto& a : t.alerts)
             push(a.key.user, 0,
                  dtcp::congestionNotification(service->notificationVersion(a.key.user),
-                                              a.key.cdest_id, a.average_bps, a.alert_bps,
-                                              a.max_bps, stamp));
+                                              a.key.cdest_id, a.average_bps, a.alert_bps, a.max_bps,
+                                              stamp));
         for (const auto& d : t.drops)
             push(d.key.user, d.criteria_id,
                  dtcp::duplicatesDroppedNotification(service->notificationVersion(d.key.user),
@@ -992,6 +1012,7 @@ Daemon::Daemon(config::Config config, std::string config_path, DaemonOptions opt
 
 Daemon::~Daemon() {
     if (!impl_) return;
+    if (impl_->sender) impl_->sender->onLateDrop(nullptr);  // its members go first
     impl_->metrics_server.reset();
     impl_->control_server.reset();
     if (impl_->ssh) impl_->ssh->stop();
