@@ -21,9 +21,12 @@ struct Invalid {
 std::string escapePointer(const std::string& key) {
     std::string out;
     for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -31,7 +34,7 @@ std::string escapePointer(const std::string& key) {
 // One JSON object being read: remembers which keys were consumed, so the
 // rest can be reported as unknown.
 class Object {
-public:
+  public:
     Object(const json& j, std::string pointer) : j_(j), pointer_(std::move(pointer)) {
         if (!j_.is_object()) throw Invalid{pointer_, "must be an object"};
     }
@@ -58,7 +61,8 @@ public:
         const json& v = j_.at(key);
         if (!v.is_array()) throw Invalid{at(key), "must be a list"};
         out.clear();
-        for (size_t i = 0; i < v.size(); ++i) out.push_back(value<T>(v[i], at(key) + "/" + std::to_string(i)));
+        for (size_t i = 0; i < v.size(); ++i)
+            out.push_back(value<T>(v[i], at(key) + "/" + std::to_string(i)));
     }
 
     void finish() const {
@@ -78,19 +82,22 @@ public:
             if (!v.is_number_integer()) throw Invalid{where, "must be an integer"};
             const auto n = v.get<int64_t>();
             if (n < 0 || uint64_t(n) > std::numeric_limits<T>::max())
-                throw Invalid{where, "must be between 0 and " + std::to_string(std::numeric_limits<T>::max())};
+                throw Invalid{where, "must be between 0 and " +
+                                         std::to_string(std::numeric_limits<T>::max())};
             return static_cast<T>(n);
         }
     }
 
-private:
+  private:
     const json& j_;
     std::string pointer_;
     std::set<std::string> seen_;
 };
 
 // inet_pton reads up to a NUL: "1.2.3.4\u0000junk" must not pass as 1.2.3.4.
-bool hasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+bool hasNul(const std::string& s) {
+    return s.find('\0') != std::string::npos;
+}
 
 bool isAddress(const std::string& s) {
     unsigned char buf[16];
@@ -108,7 +115,8 @@ bool isPrefix(const std::string& s) {
     if (!v4 && !v6) return false;
     if (slash == std::string::npos) return true;
     const std::string len = s.substr(slash + 1);
-    if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), ::isdigit)) return false;
+    if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), ::isdigit))
+        return false;
     return std::stoi(len) <= (v4 ? 32 : 128);
 }
 
@@ -172,26 +180,35 @@ User parseUser(const json& j, const std::string& where) {
     o.read("seq_reset_per_connection", u.seq_reset_per_connection);
     o.readList("permissions", u.permissions);
     if (o.has("delivery_format")) {
-        const auto f = Object::value<std::string>(o.raw("delivery_format"), o.at("delivery_format"));
-        if (f == "flowtap") u.delivery_format = DeliveryFormat::Flowtap;
-        else if (f == "jmirror") u.delivery_format = DeliveryFormat::Jmirror;
-        else throw Invalid{o.at("delivery_format"), "must be flowtap or jmirror"};
+        const auto f =
+            Object::value<std::string>(o.raw("delivery_format"), o.at("delivery_format"));
+        if (f == "flowtap")
+            u.delivery_format = DeliveryFormat::Flowtap;
+        else if (f == "jmirror")
+            u.delivery_format = DeliveryFormat::Jmirror;
+        else
+            throw Invalid{o.at("delivery_format"), "must be flowtap or jmirror"};
     }
     if (o.has("destinations")) {
         const json& d = o.raw("destinations");
-        if (!d.is_object()) throw Invalid{o.at("destinations"), "must be an object keyed by Cdest-ID"};
+        if (!d.is_object())
+            throw Invalid{o.at("destinations"), "must be an object keyed by Cdest-ID"};
         for (auto it = d.begin(); it != d.end(); ++it)
-            u.destinations[it.key()] = parseDestination(it.value(), o.at("destinations") + "/" + escapePointer(it.key()));
+            u.destinations[it.key()] =
+                parseDestination(it.value(), o.at("destinations") + "/" + escapePointer(it.key()));
     }
     o.finish();
     for (size_t i = 0; i < u.authorized_keys.size(); ++i) {
         const auto& k = u.authorized_keys[i];
         if (k.rfind("ssh-", 0) != 0 && k.rfind("ecdsa-", 0) != 0 && k.rfind("sk-", 0) != 0)
-            throw Invalid{o.at("authorized_keys") + "/" + std::to_string(i), "not an OpenSSH public key line"};
+            throw Invalid{o.at("authorized_keys") + "/" + std::to_string(i),
+                          "not an OpenSSH public key line"};
     }
-    if (!u.password_hash.empty() && u.password_hash.rfind("$y$", 0) != 0 && u.password_hash.rfind("$6$", 0) != 0)
-        throw Invalid{o.at("password_hash"),
-                      "must be a crypt(3) hash ($y$ yescrypt or $6$ SHA-512), never a clear-text password"};
+    if (!u.password_hash.empty() && u.password_hash.rfind("$y$", 0) != 0 &&
+        u.password_hash.rfind("$6$", 0) != 0)
+        throw Invalid{
+            o.at("password_hash"),
+            "must be a crypt(3) hash ($y$ yescrypt or $6$ SHA-512), never a clear-text password"};
     if (u.authorized_keys.empty() && u.password_hash.empty())
         throw Invalid{where, "a user needs authorized_keys or a password_hash"};
     if (u.hmac_key.empty()) throw Invalid{o.at("hmac_key"), "must not be empty"};
@@ -222,18 +239,23 @@ Tunnel parseTunnel(const json& j, const std::string& where) {
     for (const auto* list : {&t.local_addrs, &t.remote_addrs})
         for (size_t i = 0; i < list->size(); ++i)
             if (!isAddress((*list)[i]))
-                throw Invalid{o.at(list == &t.local_addrs ? "local_addrs" : "remote_addrs") + "/" + std::to_string(i),
+                throw Invalid{o.at(list == &t.local_addrs ? "local_addrs" : "remote_addrs") + "/" +
+                                  std::to_string(i),
                               "must be an IP address"};
     for (const auto* list : {&t.local_ts, &t.remote_ts})
         for (size_t i = 0; i < list->size(); ++i)
             if (!isPrefix((*list)[i]))
-                throw Invalid{o.at(list == &t.local_ts ? "local_ts" : "remote_ts") + "/" + std::to_string(i),
-                              "must be a prefix"};
-    if (t.remote_ts.empty()) throw Invalid{o.at("remote_ts"), "required: the content destinations it protects"};
-    if (t.local_ts.empty()) throw Invalid{o.at("local_ts"), "required: must hold the copies' source address"};
+                throw Invalid{
+                    o.at(list == &t.local_ts ? "local_ts" : "remote_ts") + "/" + std::to_string(i),
+                    "must be a prefix"};
+    if (t.remote_ts.empty())
+        throw Invalid{o.at("remote_ts"), "required: the content destinations it protects"};
+    if (t.local_ts.empty())
+        throw Invalid{o.at("local_ts"), "required: must hold the copies' source address"};
     const int auth = !t.psk.empty() + !t.psk_file.empty() + !t.certificate.empty();
     if (auth != 1) throw Invalid{where, "exactly one of psk, psk_file or certificate"};
-    if (!t.certificate.empty() && t.private_key.empty()) throw Invalid{o.at("private_key"), "required with certificate"};
+    if (!t.certificate.empty() && t.private_key.empty())
+        throw Invalid{o.at("private_key"), "required with certificate"};
     return t;
 }
 
@@ -255,7 +277,8 @@ Config parse(const json& doc) {
             if (listen.empty()) throw Invalid{d.at("listen"), "must name at least one address"};
             c.dtcp.listen.clear();
             for (size_t i = 0; i < listen.size(); ++i)
-                c.dtcp.listen.push_back(parseListen(listen[i], d.at("listen") + "/" + std::to_string(i)));
+                c.dtcp.listen.push_back(
+                    parseListen(listen[i], d.at("listen") + "/" + std::to_string(i)));
         }
         d.read("host_key", c.dtcp.host_key);
         d.read("connection_limit", c.dtcp.connection_limit);
@@ -266,7 +289,8 @@ Config parse(const json& doc) {
         // Junos bounds both limits to 1-250.
         if (c.dtcp.connection_limit < 1 || c.dtcp.connection_limit > 250)
             throw Invalid{d.at("connection_limit"), "must be 1-250"};
-        if (c.dtcp.rate_limit < 1 || c.dtcp.rate_limit > 250) throw Invalid{d.at("rate_limit"), "must be 1-250"};
+        if (c.dtcp.rate_limit < 1 || c.dtcp.rate_limit > 250)
+            throw Invalid{d.at("rate_limit"), "must be 1-250"};
         if (c.dtcp.auth_timeout_s < 1) throw Invalid{d.at("auth_timeout_s"), "must be at least 1"};
         if (c.dtcp.max_message_bytes < 1024 || c.dtcp.max_message_bytes > 1048576)
             throw Invalid{d.at("max_message_bytes"), "must be 1024-1048576"};
@@ -276,7 +300,8 @@ Config parse(const json& doc) {
         if (!u.is_object()) throw Invalid{"/users", "must be an object keyed by user name"};
         for (auto it = u.begin(); it != u.end(); ++it) {
             const std::string where = "/users/" + escapePointer(it.key());
-            if (it.key().empty() || it.key().size() > 64) throw Invalid{where, "user names are 1-64 characters"};
+            if (it.key().empty() || it.key().size() > 64)
+                throw Invalid{where, "user names are 1-64 characters"};
             c.users[it.key()] = parseUser(it.value(), where);
         }
     }
@@ -290,13 +315,18 @@ Config parse(const json& doc) {
             o.read("name", itf.name);
             if (o.has("alias")) {
                 const json& a = o.raw("alias");
-                if (a.is_string()) itf.alias = {a.get<std::string>()};
-                else o.readList("alias", itf.alias);
+                if (a.is_string())
+                    itf.alias = {a.get<std::string>()};
+                else
+                    o.readList("alias", itf.alias);
             }
             if (o.has("xdp_mode"))
-                itf.xdp_mode = parseXdpMode(Object::value<std::string>(o.raw("xdp_mode"), o.at("xdp_mode")), o.at("xdp_mode"));
+                itf.xdp_mode =
+                    parseXdpMode(Object::value<std::string>(o.raw("xdp_mode"), o.at("xdp_mode")),
+                                 o.at("xdp_mode"));
             o.finish();
-            if (itf.name.empty() || itf.name.size() > 15) throw Invalid{o.at("name"), "a Linux interface name (1-15 characters)"};
+            if (itf.name.empty() || itf.name.size() > 15)
+                throw Invalid{o.at("name"), "a Linux interface name (1-15 characters)"};
             if (!names.insert(itf.name).second) throw Invalid{o.at("name"), "listed twice"};
             c.interfaces.push_back(itf);
         }
@@ -311,7 +341,8 @@ Config parse(const json& doc) {
                 c.ipsec.tunnels.push_back(parseTunnel(l[i], "/ipsec/tunnels/" + std::to_string(i)));
         }
         o.finish();
-        if (c.ipsec.vici_socket.rfind("unix://", 0) != 0) throw Invalid{o.at("vici_socket"), "must be unix://PATH"};
+        if (c.ipsec.vici_socket.rfind("unix://", 0) != 0)
+            throw Invalid{o.at("vici_socket"), "must be unix://PATH"};
     }
     if (root.has("delivery")) {
         Object o(root.raw("delivery"), "/delivery");
@@ -319,7 +350,8 @@ Config parse(const json& doc) {
         o.finish();
         for (size_t i = 0; i < c.delivery.cleartext_destinations.size(); ++i)
             if (!isPrefix(c.delivery.cleartext_destinations[i]))
-                throw Invalid{"/delivery/cleartext_destinations/" + std::to_string(i), "must be a prefix"};
+                throw Invalid{"/delivery/cleartext_destinations/" + std::to_string(i),
+                              "must be a prefix"};
     }
     if (root.has("dataplane")) {
         Object o(root.raw("dataplane"), "/dataplane");
@@ -327,10 +359,18 @@ Config parse(const json& doc) {
         o.read("rules", c.dataplane.rules);
         o.read("anchors", c.dataplane.anchors);
         o.read("pin_dir", c.dataplane.pin_dir);
+        o.read("xsk_ring", c.dataplane.xsk_ring);
+        o.read("receive_batch", c.dataplane.receive_batch);
         o.finish();
         if (c.dataplane.criteria < 1024) throw Invalid{o.at("criteria"), "must be at least 1024"};
-        if (c.dataplane.rules < c.dataplane.criteria) throw Invalid{o.at("rules"), "must be at least dataplane.criteria"};
+        if (c.dataplane.rules < c.dataplane.criteria)
+            throw Invalid{o.at("rules"), "must be at least dataplane.criteria"};
         if (c.dataplane.anchors < 1024) throw Invalid{o.at("anchors"), "must be at least 1024"};
+        const uint32_t ring = c.dataplane.xsk_ring;
+        if (ring < 256 || ring > 16384 || (ring & (ring - 1)))
+            throw Invalid{o.at("xsk_ring"), "must be a power of two from 256 to 16384"};
+        if (c.dataplane.receive_batch < 1 || c.dataplane.receive_batch > ring)
+            throw Invalid{o.at("receive_batch"), "must be from 1 to dataplane.xsk_ring"};
     }
     root.read("state_dir", c.state_dir);
     root.read("audit_log", c.audit_log);
@@ -339,19 +379,24 @@ Config parse(const json& doc) {
         Object o(root.raw("metrics"), "/metrics");
         o.read("listen", c.metrics_listen);
         o.finish();
-        if (!c.metrics_listen.empty()) parseListen(c.metrics_listen, "/metrics/listen");  // "" = off
+        if (!c.metrics_listen.empty())
+            parseListen(c.metrics_listen, "/metrics/listen");  // "" = off
     }
     root.finish();
     // Cross-checks.
     for (const auto& [name, user] : c.users) {
         for (const auto& [cdest, d] : user.destinations) {
-            const std::string where = "/users/" + escapePointer(name) + "/destinations/" + escapePointer(cdest);
+            const std::string where =
+                "/users/" + escapePointer(name) + "/destinations/" + escapePointer(cdest);
             bool protected_by_tunnel = false;
-            for (const auto& t : c.ipsec.tunnels) protected_by_tunnel |= prefixListContains(t.remote_ts, d.address);
-            if (!protected_by_tunnel && !prefixListContains(c.delivery.cleartext_destinations, d.address))
-                throw Invalid{where + "/address",
-                              "not inside any IPsec tunnel's remote_ts nor delivery.cleartext_destinations: "
-                              "copies would leave in clear text"};
+            for (const auto& t : c.ipsec.tunnels)
+                protected_by_tunnel |= prefixListContains(t.remote_ts, d.address);
+            if (!protected_by_tunnel &&
+                !prefixListContains(c.delivery.cleartext_destinations, d.address))
+                throw Invalid{
+                    where + "/address",
+                    "not inside any IPsec tunnel's remote_ts nor delivery.cleartext_destinations: "
+                    "copies would leave in clear text"};
         }
     }
     for (const auto& i : c.interfaces)
@@ -366,7 +411,8 @@ Config parse(const json& doc) {
 }  // namespace
 
 bool User::canTask() const {
-    return std::find(permissions.begin(), permissions.end(), "flow-tap-operation") != permissions.end();
+    return std::find(permissions.begin(), permissions.end(), "flow-tap-operation") !=
+           permissions.end();
 }
 
 std::string ConfigError::message() const {
@@ -397,7 +443,8 @@ bool prefixListContains(const std::vector<std::string>& prefixes, const std::str
         const std::string addr = p.substr(0, slash);
         const bool pv4 = inet_pton(AF_INET, addr.c_str(), net) == 1;
         if (pv4 != v4 || (!pv4 && inet_pton(AF_INET6, addr.c_str(), net) != 1)) continue;
-        const int len = slash == std::string::npos ? (v4 ? 32 : 128) : std::stoi(p.substr(slash + 1));
+        const int len =
+            slash == std::string::npos ? (v4 ? 32 : 128) : std::stoi(p.substr(slash + 1));
         bool inside = true;
         for (int bit = 0; bit < len && inside; ++bit)
             inside = ((a[bit / 8] ^ net[bit / 8]) & (0x80 >> (bit % 8))) == 0;

@@ -73,8 +73,8 @@ struct Tunnel {
     std::string name;
     std::vector<std::string> local_addrs, remote_addrs;
     std::string local_id, remote_id;
-    std::string psk;       // either a PSK ...
-    std::string psk_file;  // ... or a file holding it
+    std::string psk;                                       // either a PSK ...
+    std::string psk_file;                                  // ... or a file holding it
     std::string certificate, private_key, ca_certificate;  // or certificates
     std::vector<std::string> ike_proposals{"aes256gcm16-prfsha256-x25519"};
     std::vector<std::string> esp_proposals{"aes256gcm16"};
@@ -95,6 +95,10 @@ struct DataplaneSettings {
     uint32_t rules = 262144;
     uint32_t anchors = 262144;
     std::string pin_dir = "/sys/fs/bpf/xtap";
+    // Each capture AF_XDP socket: RX ring and fill ring entries (a power of
+    // two; the UMEM holds twice as many frames), and frames read per batch.
+    uint32_t xsk_ring = 2048;
+    uint32_t receive_batch = 64;
 };
 
 struct Config {

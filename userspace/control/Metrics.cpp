@@ -65,6 +65,8 @@ std::string formatMetrics(const Status& s) {
               "Selected packets of the appliance's own traffic, not copied.", st.excluded);
     e.counter("xtap_cloned_packets_total", "Selected packets cloned to a capture veth.", st.cloned);
     e.counter("xtap_clone_failed_total", "Selected packets tc could not clone.", st.clone_failed);
+    e.counter("xtap_capture_veth_dropped_total",
+              "Of the failed clones: the capture veth's ring was full.", st.capture_veth_dropped);
     e.counter("xtap_capture_no_socket_total",
               "Copies dropped at the capture veth: no AF_XDP socket.", st.capture_no_socket);
     e.family("xtap_xsk_drops_total", "counter",

@@ -76,6 +76,7 @@ json toJson(const Status& s) {
                                    {"aliases", i.aliases},
                                    {"xdp_mode", i.xdp_mode},
                                    {"capture", i.capture},
+                                   {"capture_veth_dropped", i.capture_veth_dropped},
                                    {"xsk", toJson(i.xsk)}});
     j["tunnels"] = json::array();
     for (const auto& t : s.tunnels)
@@ -94,9 +95,12 @@ json toJson(const Status& s) {
                      {"excluded", st.excluded},
                      {"cloned", st.cloned},
                      {"clone_failed", st.clone_failed},
+                     {"capture_veth_dropped", st.capture_veth_dropped},
                      {"capture_no_socket", st.capture_no_socket},
                      {"xsk", toJson(st.xsk)},
                      {"received", st.received},
+                     {"capture_lost", st.captureLost()},
+                     {"capture_unaccounted", st.captureUnaccounted()},
                      {"no_metadata", st.no_metadata},
                      {"late", st.late},
                      {"no_criterion", st.no_criterion},
@@ -123,11 +127,12 @@ std::variant<Status, std::string> statusFromJson(const json& j) {
         s.version = j.at("version").get<std::string>();
         s.uptime_s = j.at("uptime_s").get<uint64_t>();
         s.criteria = j.at("criteria").get<uint64_t>();
+        // capture_veth_dropped: absent from an older xtapd's document.
         for (const auto& i : j.at("interfaces"))
-            s.interfaces.push_back({i.at("name").get<std::string>(),
-                                    i.at("aliases").get<std::vector<std::string>>(),
-                                    i.at("xdp_mode").get<std::string>(),
-                                    i.at("capture").get<std::string>(), xskFromJson(i.at("xsk"))});
+            s.interfaces.push_back(
+                {i.at("name").get<std::string>(), i.at("aliases").get<std::vector<std::string>>(),
+                 i.at("xdp_mode").get<std::string>(), i.at("capture").get<std::string>(),
+                 i.value("capture_veth_dropped", uint64_t(0)), xskFromJson(i.at("xsk"))});
         for (const auto& t : j.at("tunnels"))
             s.tunnels.push_back({t.at("name").get<std::string>(), t.at("state").get<std::string>(),
                                  t.at("ups").get<uint64_t>(), t.at("downs").get<uint64_t>(),
@@ -141,6 +146,7 @@ std::variant<Status, std::string> statusFromJson(const json& j) {
         st.excluded = c.at("excluded").get<uint64_t>();
         st.cloned = c.at("cloned").get<uint64_t>();
         st.clone_failed = c.at("clone_failed").get<uint64_t>();
+        st.capture_veth_dropped = c.value("capture_veth_dropped", uint64_t(0));
         st.capture_no_socket = c.at("capture_no_socket").get<uint64_t>();
         st.xsk = xskFromJson(c.at("xsk"));
         st.received = c.at("received").get<uint64_t>();
@@ -234,6 +240,8 @@ std::string renderTable(const Status& s) {
         {"excluded", std::to_string(st.excluded), "the appliance's own traffic, not copied"},
         {"cloned", std::to_string(st.cloned),
          fmt::format("to the capture veth ({} failed)", st.clone_failed)},
+        {"veth drops", std::to_string(st.capture_veth_dropped),
+         "of the failed clones: the capture veth's ring was full"},
         {"no socket", std::to_string(st.capture_no_socket), "dropped: no AF_XDP socket"},
         {"ring drops", std::to_string(x.rx_dropped + x.rx_ring_full + x.rx_invalid_descs),
          fmt::format("AF_XDP: dropped {}, ring full {}, invalid {}; fill ring empty {}",
@@ -250,6 +258,9 @@ std::string renderTable(const Status& s) {
         {"dropped", std::to_string(st.dropped()), drops(st.delivery)},
     };
     out += table(rows);
+    out += fmt::format(
+        "  cloned = received + lost ({} no socket, {} AF_XDP) {:+} in flight or uncounted\n",
+        st.capture_no_socket, x.rx_dropped + x.rx_ring_full, st.captureUnaccounted());
     if (!st.balanced())
         out += fmt::format("  note: sent + dropped = {}, to send = {}\n",
                            st.delivery.copies_sent + st.dropped(), st.to_send);

@@ -36,6 +36,9 @@ struct StageCounters {
     uint64_t excluded = 0;  // selected but the appliance's own traffic
     uint64_t cloned = 0;    // cloned to a capture veth by tc
     uint64_t clone_failed = 0;
+    // Of clone_failed: the capture veth's 256-entry ring was full (capA
+    // tx_dropped; veth_xmit's drop fails bpf_clone_redirect).
+    uint64_t capture_veth_dropped = 0;
     uint64_t capture_no_socket = 0;  // dropped at the capture veth: no AF_XDP socket
     XskDrops xsk;                    // dropped by the AF_XDP socket
     // Copy pump (userspace).
@@ -51,6 +54,16 @@ struct StageCounters {
     delivery::CdestCounters delivery;
 
     uint64_t dropped() const { return delivery.droppedTotal(); }
+    // Copies lost between cloned and received, by a named stage. Invalid
+    // fill descriptors are skipped, not a lost packet, so they are not here.
+    uint64_t captureLost() const { return capture_no_socket + xsk.rx_dropped + xsk.rx_ring_full; }
+    // cloned - received - captureLost(): copies still on their way (in the
+    // veth ring and the AF_XDP ring: a few hundred at most) or lost where
+    // nothing counts them. Negative only if the counters disagree.
+    int64_t captureUnaccounted() const {
+        return static_cast<int64_t>(cloned) - static_cast<int64_t>(received) -
+               static_cast<int64_t>(captureLost());
+    }
     bool balanced() const { return delivery.copies_sent + dropped() == to_send; }
     bool operator==(const StageCounters&) const = default;
 };
@@ -60,6 +73,7 @@ struct InterfaceStatus {
     std::vector<std::string> aliases;
     std::string xdp_mode;  // "native" or "generic", as attached
     std::string capture;   // the capture veth end holding the AF_XDP socket
+    uint64_t capture_veth_dropped = 0;
     XskDrops xsk;
     bool operator==(const InterfaceStatus&) const = default;
 };

@@ -24,8 +24,9 @@ const char* kMinimal = R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 AAAA 
 
 TEST_CASE("the example config parses, with every documented key") {
     const auto r = parseConfig(exampleText(), "xtap.example.json");
-    REQUIRE_MESSAGE(std::holds_alternative<Config>(r),
-                    (std::holds_alternative<ConfigError>(r) ? std::get<ConfigError>(r).message() : ""));
+    REQUIRE_MESSAGE(
+        std::holds_alternative<Config>(r),
+        (std::holds_alternative<ConfigError>(r) ? std::get<ConfigError>(r).message() : ""));
     const auto& c = std::get<Config>(r);
     CHECK(c.dtcp.listen.size() == 2);
     CHECK(c.dtcp.listen[1].address == "::");
@@ -45,6 +46,8 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.users.at("md1").hmac_key == "Juniper");
     CHECK(c.users.at("md1").max_criteria == 3000);
     CHECK(c.delivery.cleartext_destinations.empty());
+    CHECK(c.dataplane.xsk_ring == 2048);
+    CHECK(c.dataplane.receive_batch == 64);
 }
 
 TEST_CASE("every broken config is rejected with the file, the key's JSON pointer and the reason") {
@@ -65,20 +68,23 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
         {R"({"dtcp":{"conection_limit":5}})", "/dtcp/conection_limit", "unknown key"},
         {R"({"userz":{}})", "/userz", "unknown key"},
         {R"({"users":{"md1":{}}})", "/users/md1", "authorized_keys or a password_hash"},
-        {R"({"users":{"md1":{"password_hash":"secret"}}})", "/users/md1/password_hash", "never a clear-text"},
-        {R"({"users":{"md1":{"authorized_keys":["AAAA"]}}})", "/users/md1/authorized_keys/0", "OpenSSH"},
+        {R"({"users":{"md1":{"password_hash":"secret"}}})", "/users/md1/password_hash",
+         "never a clear-text"},
+        {R"({"users":{"md1":{"authorized_keys":["AAAA"]}}})", "/users/md1/authorized_keys/0",
+         "OpenSSH"},
         {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"delivery_format":"pcap"}}})",
          "/users/md1/delivery_format", "flowtap or jmirror"},
         {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"max_criteria":-1}}})",
          "/users/md1/max_criteria", "between"},
-        {R"({"users":{"a/b":{"authorized_keys":["ssh-ed25519 A"],"hmac_key":""}}})", "/users/a~1b/hmac_key",
-         "empty"},
+        {R"({"users":{"a/b":{"authorized_keys":["ssh-ed25519 A"],"hmac_key":""}}})",
+         "/users/a~1b/hmac_key", "empty"},
         {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5}}}}})",
          "/users/md1/destinations/cd1/address", "clear text"},
         {R"({"users":{"md1":{"authorized_keys":["ssh-ed25519 A"],"destinations":{"cd1":{"address":"198.18.20.2","port":5,"max_bandwidth_bps":800}}}}})",
          "/users/md1/destinations/cd1/max_bandwidth_bps", "at least 16000"},
         {R"({"interfaces":[{"name":"eth1"},{"name":"eth1"}]})", "/interfaces/1/name", "twice"},
-        {R"({"interfaces":[{"name":"eth1","xdp_mode":"fast"}]})", "/interfaces/0/xdp_mode", "native"},
+        {R"({"interfaces":[{"name":"eth1","xdp_mode":"fast"}]})", "/interfaces/0/xdp_mode",
+         "native"},
         {R"({"interfaces":[{"name":"eth1","alias":"ge-0/0/1"},{"name":"eth2","alias":"ge-0/0/1"}]})",
          "/interfaces", "names two"},
         {R"({"ipsec":{"vici_socket":"/run/charon.vici"}})", "/ipsec/vici_socket", "unix://"},
@@ -86,9 +92,13 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
          "/ipsec/tunnels/0/remote_ts/0", "prefix"},
         {R"({"ipsec":{"tunnels":[{"name":"t","remote_addrs":["198.18.0.2"],"local_ts":["198.18.10.1/32"],"remote_ts":["198.18.20.0/24"]}]}})",
          "/ipsec/tunnels/0", "exactly one"},
-        {R"({"delivery":{"cleartext_destinations":["everything"]}})", "/delivery/cleartext_destinations/0",
-         "prefix"},
+        {R"({"delivery":{"cleartext_destinations":["everything"]}})",
+         "/delivery/cleartext_destinations/0", "prefix"},
         {R"({"dataplane":{"criteria":10}})", "/dataplane/criteria", "1024"},
+        {R"({"dataplane":{"xsk_ring":3000}})", "/dataplane/xsk_ring", "power of two"},
+        {R"({"dataplane":{"xsk_ring":32768}})", "/dataplane/xsk_ring", "16384"},
+        {R"({"dataplane":{"xsk_ring":512,"receive_batch":1024}})", "/dataplane/receive_batch",
+         "xsk_ring"},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},
     };
     for (const auto& c : cases) {

@@ -13,13 +13,14 @@ Status sample() {
     s.version = "0.1.0";
     s.uptime_s = 42;
     s.criteria = 3;
-    s.interfaces = {{"r0", {"ge-0/0/0.0"}, "native", "xtcap5b", {1, 2, 3, 4}},
-                    {"r1", {}, "generic", "xtcap6b", {}}};
+    s.interfaces = {{"r0", {"ge-0/0/0.0"}, "native", "xtcap5b", 7, {1, 2, 3, 4}},
+                    {"r1", {}, "generic", "xtcap6b", 0, {}}};
     s.tunnels = {{"md", "up", 2, 1, 3}, {"backup \"b\"", "waiting", 0, 0, 7}};
     s.clients = {{"md1", 2, 1}, {"md2", 1, 1}};
     StageCounters& st = s.stages;
     st.matched = 100;
     st.xsk = {1, 2, 3, 4};
+    st.capture_veth_dropped = 7;
     st.cloned = 100;
     st.received = 100;
     st.to_send = 120;
@@ -60,6 +61,36 @@ TEST_CASE("status: JSON names the counters scripts read") {
     CHECK(j["cdests"][0]["labels"][1]["cdest_id"] == "lab");
 }
 
+TEST_CASE("status: every cloned copy is received or lost at a named stage") {
+    StageCounters st;
+    st.cloned = 1000;
+    st.received = 600;
+    st.capture_veth_dropped = 150;
+    st.capture_no_socket = 50;
+    st.xsk = {30, 160, 999, 5};  // fill-ring-empty and invalid descs lose no copy
+    // Veth drops fail the clone: part of clone_failed, never of cloned.
+    CHECK(st.captureLost() == 240);
+    CHECK(st.captureUnaccounted() == 160);  // in flight or uncounted
+    st.received = 770;
+    CHECK(st.captureUnaccounted() == -10);  // the counters disagree: visible, not wrapped
+    Status status;
+    status.stages = st;
+    const auto j = toJson(status);
+    CHECK(j["counters"]["capture_veth_dropped"] == 150);
+    CHECK(j["counters"]["capture_lost"] == 240);
+    CHECK(j["counters"]["capture_unaccounted"] == -10);
+}
+
+TEST_CASE("status: a document without the veth counter (older xtapd) still reads") {
+    auto j = toJson(sample());
+    j["counters"].erase("capture_veth_dropped");
+    j["interfaces"][0].erase("capture_veth_dropped");
+    auto back = statusFromJson(j);
+    REQUIRE(std::holds_alternative<Status>(back));
+    CHECK(std::get<Status>(back).stages.capture_veth_dropped == 0);
+    CHECK(std::get<Status>(back).interfaces[0].capture_veth_dropped == 0);
+}
+
 TEST_CASE("status: a broken document is refused, not half read") {
     auto j = toJson(sample());
     j["counters"].erase("matched");
@@ -82,7 +113,8 @@ TEST_CASE("status: the table shows each section") {
     for (const char* part :
          {"Interfaces", "r0", "ge-0/0/0.0", "native", "xtcap5b", "Tunnels", "waiting", "Clients",
           "md1", "Copy path", "matched", "tunnel_down 2, send_error 8", "Content destinations",
-          "cd1 (md1), lab (md2)"})
+          "cd1 (md1), lab (md2)", "veth drops",
+          "cloned = received + lost (0 no socket, 3 AF_XDP) -3 in flight"})
         CHECK_MESSAGE(t.find(part) != std::string::npos, part);
     CHECK(t.find("note:") == std::string::npos);  // balanced
     Status unbalanced = sample();
@@ -103,6 +135,7 @@ TEST_CASE("metrics: exposition lines, HELP and TYPE once per family") {
     CHECK(m.find("xtap_copies_dropped_total{reason=\"rate_limit\"} 0\n") != std::string::npos);
     CHECK(m.find("xtap_copies_to_send_total 120\n") != std::string::npos);
     CHECK(m.find("xtap_xsk_drops_total{reason=\"rx_ring_full\"} 2\n") != std::string::npos);
+    CHECK(m.find("xtap_capture_veth_dropped_total 7\n") != std::string::npos);
     CHECK(m.find("xtap_tunnel_up{tunnel=\"md\"} 1\n") != std::string::npos);
     CHECK(m.find("xtap_tunnel_up{tunnel=\"backup \\\"b\\\"\"} 0\n") != std::string::npos);
     CHECK(m.find("xtap_criteria 3\n") != std::string::npos);

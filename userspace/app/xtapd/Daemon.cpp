@@ -156,6 +156,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     // Data plane.
     std::unique_ptr<kernel::XtapObject> object;
     std::unique_ptr<kernel::BpfMaps> maps;
+    std::array<uint64_t, XTAP_STAT_MAX> bpf_at_start{};  // see sinceStart()
     std::unique_ptr<dataplane::DataPlane> data_plane;
     std::unique_ptr<kernel::CopyPath> copy_path;
     std::map<std::string, uint32_t> transit_by_name;  // Linux name or alias -> ifindex
@@ -253,9 +254,13 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             maps->clearCriteria();
             data_plane = std::make_unique<dataplane::DataPlane>(*maps, opts.capacity);
         }
+        bpf_at_start = maps->readStats();
         maps->setEnabled(true);
         installExclusions();
-        copy_path = std::make_unique<kernel::CopyPath>(*object, *maps);
+        const auto& dp = cfg.dataplane;
+        copy_path = std::make_unique<kernel::CopyPath>(
+            *object, *maps,
+            kernel::XskOptions{2 * dp.xsk_ring, 4096, dp.xsk_ring, dp.xsk_ring, dp.receive_batch});
         for (const auto& itf : cfg.interfaces) {
             const auto& t = copy_path->attach(itf.name, modeOf(itf.xdp_mode));
             transit_by_name[itf.name] = t.ifindex;
@@ -942,15 +947,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         std::lock_guard g(lock);
         for (const auto& [name, u] : users)
             clients.push_back({name, store->countOf(name), store->destinationCountOf(name)});
-        std::vector<kernel::XskStats> xsk;
-        for (auto* r : copy_path->receivers()) xsk.push_back(r->stats());
-        const auto bpf = maps->readStats();
+        auto capture = copy_path->captureCounters();
+        const auto bpf = sinceStart(maps->readStats(), bpf_at_start);
         return buildStatus({cfg,
                             uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started)
                                          .count()),
                             store->size(), std::move(clients), bpf, copy_path->interfaces(),
-                            std::move(xsk), tunnel_board.snapshot(), counters, *sender,
+                            std::move(capture), tunnel_board.snapshot(), counters, *sender,
                             cdest_labels});
     }
 

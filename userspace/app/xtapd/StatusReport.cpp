@@ -44,6 +44,16 @@ std::vector<control::TunnelStatus> TunnelBoard::snapshot() const {
     return tunnels_;
 }
 
+std::array<uint64_t, XTAP_STAT_MAX> sinceStart(
+    const std::array<uint64_t, XTAP_STAT_MAX>& now,
+    const std::array<uint64_t, XTAP_STAT_MAX>& at_start) {
+    std::array<uint64_t, XTAP_STAT_MAX> out{};
+    // A counter below its start value means the maps were recreated: count from 0.
+    for (size_t i = 0; i < out.size(); ++i)
+        out[i] = now[i] >= at_start[i] ? now[i] - at_start[i] : now[i];
+    return out;
+}
+
 control::Status buildStatus(const StatusInputs& in) {
     control::Status s;
     s.version = XTAP_VERSION;
@@ -67,8 +77,12 @@ control::Status buildStatus(const StatusInputs& in) {
             if (c.name == t.name) itf.aliases = c.alias;
         itf.xdp_mode = std::string(dataplane::kernel::toString(t.mode));
         itf.capture = t.capture;
-        if (i < in.xsk.size()) itf.xsk = drops(in.xsk[i]);
+        if (i < in.capture.size()) {
+            itf.xsk = drops(in.capture[i].xsk);
+            itf.capture_veth_dropped = in.capture[i].veth_dropped;
+        }
         st.xsk += itf.xsk;
+        st.capture_veth_dropped += itf.capture_veth_dropped;
         s.interfaces.push_back(std::move(itf));
     }
     st.received = in.pump.received;

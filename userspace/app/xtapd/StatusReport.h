@@ -64,12 +64,19 @@ struct StatusInputs {
     std::vector<control::ClientStatus> clients;
     const std::array<uint64_t, XTAP_STAT_MAX>& bpf_stats;
     std::vector<dataplane::kernel::TransitInterface> interfaces;
-    std::vector<dataplane::kernel::XskStats> xsk;  // one per interface, same order
+    std::vector<dataplane::kernel::CaptureCounters> capture;  // one per interface, same order
     std::vector<control::TunnelStatus> tunnels;
     const PumpCounters& pump;
     const delivery::UdpSender& sender;
     const CdestLabels& cdests;
 };
+
+// The BPF counters live in the pinned maps and outlast an xtapd run (and a
+// restart keeps the maps); the pump's, the sockets' and the capture veths'
+// start from 0 with xtapd. Status counts every stage since xtapd started, so
+// that cloned = received + the named losses holds after a restart too.
+std::array<uint64_t, XTAP_STAT_MAX> sinceStart(const std::array<uint64_t, XTAP_STAT_MAX>& now,
+                                               const std::array<uint64_t, XTAP_STAT_MAX>& at_start);
 
 control::Status buildStatus(const StatusInputs& in);
 

@@ -31,7 +31,9 @@ struct CopyPath::Attached {
 CopyPath::CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk)
     : obj_(obj), maps_(maps), xsk_(xsk) {}
 
-CopyPath::~CopyPath() { detachAll(); }
+CopyPath::~CopyPath() {
+    detachAll();
+}
 
 std::string CopyPath::captureNameFor(uint32_t transit_ifindex, char side) {
     return "xtcap" + std::to_string(transit_ifindex) + side;
@@ -41,7 +43,8 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     if (attached_.count(ifname))
         throw std::system_error(EEXIST, std::generic_category(), ifname + " is already attached");
     const uint32_t ifindex = ifindexOf(ifname);
-    if (!ifindex) throw std::system_error(ENODEV, std::generic_category(), "transit interface " + ifname);
+    if (!ifindex)
+        throw std::system_error(ENODEV, std::generic_category(), "transit interface " + ifname);
 
     auto a = std::make_unique<Attached>();
     a->maps = &maps_;
@@ -63,6 +66,7 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     setLinkUp(cap_a);
     a->info.capture = cap_b;
     a->info.capture_ifindex = ifindexOf(cap_b);
+    a->info.capture_peer_ifindex = ifindexOf(cap_a);
     // The transit ifindex is unique among attached interfaces and small
     // enough for the XSKMAP on ordinary systems; fall back to a free slot.
     uint32_t xsk_index = 0;
@@ -77,7 +81,7 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
                                                      XdpMode::Native);
     a->receiver = std::make_unique<XskReceiver>(cap_b, 0, obj_.mapFd("xsks"), xsk_index, xsk_);
     maps_.setCaptureInterface(a->info.capture_ifindex, ifindex, xsk_index);
-    maps_.setTransitInterface(ifindex, ifindexOf(cap_a));
+    maps_.setTransitInterface(ifindex, a->info.capture_peer_ifindex);
     a->registered = true;
     a->clone_tc = std::make_unique<TcAttachment>(ifindex, obj_.cloneProgFd());
     a->transit_xdp = std::make_unique<XdpAttachment>(ifindex, obj_.transitProgFd(), mode);
@@ -88,9 +92,13 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     return slot->info;
 }
 
-void CopyPath::detach(const std::string& ifname) { attached_.erase(ifname); }
+void CopyPath::detach(const std::string& ifname) {
+    attached_.erase(ifname);
+}
 
-void CopyPath::detachAll() { attached_.clear(); }
+void CopyPath::detachAll() {
+    attached_.clear();
+}
 
 std::vector<TransitInterface> CopyPath::interfaces() const {
     std::vector<TransitInterface> out;
@@ -101,6 +109,22 @@ std::vector<TransitInterface> CopyPath::interfaces() const {
 std::vector<XskReceiver*> CopyPath::receivers() {
     std::vector<XskReceiver*> out;
     for (auto& [n, a] : attached_) out.push_back(a->receiver.get());
+    return out;
+}
+
+std::vector<CaptureCounters> CopyPath::captureCounters() const {
+    std::vector<CaptureCounters> out;
+    for (const auto& [n, a] : attached_) {
+        CaptureCounters c;
+        c.xsk = a->receiver->stats();
+        try {
+            c.veth_dropped = linkCounters(a->info.capture_peer_ifindex).tx_dropped;
+        } catch (const std::system_error&) {
+            // The pair is ours and lives as long as the entry; a failed read
+            // leaves the figure at 0 rather than failing the whole status.
+        }
+        out.push_back(c);
+    }
     return out;
 }
 

@@ -29,10 +29,19 @@ struct TransitInterface {
     std::string capture;           // capB, where the AF_XDP socket sits
     uint32_t capture_ifindex = 0;
     uint32_t xsk_index = 0;
+    uint32_t capture_peer_ifindex = 0;  // capA, where tc's clones enter the pair
+};
+
+// What one interface's capture pair lost before userspace saw a copy.
+struct CaptureCounters {
+    XskStats xsk;
+    // capA's tx_dropped: the clone found capB's 256-entry veth ring full
+    // (or capB down); the copy never reached the capture program.
+    uint64_t veth_dropped = 0;
 };
 
 class CopyPath {
-public:
+  public:
     CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk = {});
     ~CopyPath();
     CopyPath(const CopyPath&) = delete;
@@ -47,10 +56,12 @@ public:
     std::vector<TransitInterface> interfaces() const;
     // Every receiver, for the controller's poll loop.
     std::vector<XskReceiver*> receivers();
+    // One per interface, in interfaces() order.
+    std::vector<CaptureCounters> captureCounters() const;
 
     static std::string captureNameFor(uint32_t transit_ifindex, char side);
 
-private:
+  private:
     struct Attached;
     const XtapObject& obj_;
     BpfMaps& maps_;

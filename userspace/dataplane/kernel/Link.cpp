@@ -31,7 +31,7 @@ namespace {
 
 // A netlink request built attribute by attribute; nests patch their length.
 class NlRequest {
-public:
+  public:
     NlRequest(uint16_t type, uint16_t flags) {
         buf_.resize(NLMSG_LENGTH(sizeof(ifinfomsg)));
         auto* h = header();
@@ -80,7 +80,7 @@ public:
         return -static_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
     }
 
-private:
+  private:
     nlmsghdr* header() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
     std::vector<uint8_t> buf_;
 };
@@ -96,7 +96,9 @@ int ethtoolIoctl(const std::string& name, void* cmd) {
 
 }  // namespace
 
-uint32_t ifindexOf(const std::string& name) { return ::if_nametoindex(name.c_str()); }
+uint32_t ifindexOf(const std::string& name) {
+    return ::if_nametoindex(name.c_str());
+}
 
 std::string ifnameOf(uint32_t ifindex) {
     char buf[IF_NAMESIZE] = {};
@@ -182,6 +184,43 @@ bool receiveOffloadsOff(const std::string& name) {
     ethtool_value flags{ETHTOOL_GFLAGS, 0};
     if (ethtoolIoctl(name, &flags) == 0 && (flags.data & ETH_FLAG_LRO)) return false;
     return true;
+}
+
+LinkCounters linkCounters(uint32_t ifindex) {
+    const std::string what = "read counters of link " + std::to_string(ifindex);
+    UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!fd) fail(errno, what);
+    struct {
+        nlmsghdr h;
+        ifinfomsg ifi;
+    } req{};
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+    req.h.nlmsg_type = RTM_GETLINK;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.h.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = static_cast<int>(ifindex);
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    if (::sendto(fd.get(), &req, req.h.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) <
+        0)
+        fail(errno, what);
+    alignas(nlmsghdr) char reply[32768];
+    const ssize_t n = ::recv(fd.get(), reply, sizeof reply, 0);
+    if (n < 0) fail(errno, what);
+    auto* h = reinterpret_cast<nlmsghdr*>(reply);
+    if (!NLMSG_OK(h, static_cast<unsigned>(n))) fail(EPROTO, what);
+    if (h->nlmsg_type == NLMSG_ERROR) fail(-static_cast<nlmsgerr*>(NLMSG_DATA(h))->error, what);
+    if (h->nlmsg_type != RTM_NEWLINK) fail(EPROTO, what);
+    auto* ifi = static_cast<ifinfomsg*>(NLMSG_DATA(h));
+    int len = static_cast<int>(IFLA_PAYLOAD(h));
+    for (auto* rta = IFLA_RTA(ifi); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+        if (rta->rta_type != IFLA_STATS64 || RTA_PAYLOAD(rta) < sizeof(rtnl_link_stats64)) continue;
+        rtnl_link_stats64 st;
+        std::memcpy(&st, RTA_DATA(rta), sizeof st);  // RTA data is only 4-byte aligned
+        return {st.rx_packets, st.tx_packets, st.rx_dropped, st.tx_dropped};
+    }
+    fail(EPROTO, what + ": no IFLA_STATS64");
 }
 
 VethPair::VethPair(std::string name, std::string peer)

@@ -22,9 +22,19 @@ void disableIpv6(const std::string& name);
 void disableReceiveOffloads(const std::string& name);
 bool receiveOffloadsOff(const std::string& name);
 
+// A link's own packet counters (rtnetlink IFLA_STATS64).
+struct LinkCounters {
+    uint64_t rx_packets = 0;
+    uint64_t tx_packets = 0;
+    uint64_t rx_dropped = 0;
+    uint64_t tx_dropped = 0;
+};
+// Throws std::system_error when the link is gone or netlink fails.
+LinkCounters linkCounters(uint32_t ifindex);
+
 // RAII veth pair: deleted (both ends) on destruction.
 class VethPair {
-public:
+  public:
     VethPair(std::string name, std::string peer);
     ~VethPair();
     VethPair(const VethPair&) = delete;
@@ -32,7 +42,7 @@ public:
     const std::string& name() const { return name_; }
     const std::string& peer() const { return peer_; }
 
-private:
+  private:
     std::string name_, peer_;
 };
 

@@ -79,7 +79,9 @@ XskReceiver::~XskReceiver() {
     if (area_) ::munmap(area_, area_len_);
 }
 
-int XskReceiver::fd() const { return xsk_socket__fd(xsk_); }
+int XskReceiver::fd() const {
+    return xsk_socket__fd(xsk_);
+}
 
 void XskReceiver::refill() {
     auto& r = *rings_;
@@ -102,7 +104,7 @@ void XskReceiver::refill() {
 size_t XskReceiver::receive(const std::function<void(const CopiedFrame&)>& fn, uint32_t max_batch) {
     auto& r = *rings_;
     uint32_t idx = 0;
-    const uint32_t n = xsk_ring_cons__peek(&r.rx, max_batch, &idx);
+    const uint32_t n = xsk_ring_cons__peek(&r.rx, max_batch ? max_batch : options_.batch, &idx);
     for (uint32_t i = 0; i < n; ++i) {
         const xdp_desc* d = xsk_ring_cons__rx_desc(&r.rx, idx + i);
         const uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);

@@ -21,6 +21,7 @@ struct XskOptions {
     uint32_t frame_size = 4096;
     uint32_t rx_ring = 2048;
     uint32_t fill_ring = 2048;
+    uint32_t batch = 64;  // frames handed up per receive()
 };
 
 struct CopiedFrame {
@@ -36,7 +37,7 @@ struct XskStats {
 };
 
 class XskReceiver {
-public:
+  public:
     // Binds to ifname/queue and installs the socket at xskmap[xsk_index].
     XskReceiver(const std::string& ifname, uint32_t queue, int xskmap_fd, uint32_t xsk_index,
                 XskOptions options = {});
@@ -45,11 +46,12 @@ public:
     XskReceiver& operator=(const XskReceiver&) = delete;
 
     int fd() const;
-    // Hands up to max_batch received frames to fn, then recycles them.
-    size_t receive(const std::function<void(const CopiedFrame&)>& fn, uint32_t max_batch = 64);
+    // Hands up to max_batch (0: options' batch) received frames to fn, then
+    // recycles them.
+    size_t receive(const std::function<void(const CopiedFrame&)>& fn, uint32_t max_batch = 0);
     XskStats stats() const;
 
-private:
+  private:
     struct Rings;
     void refill();
     std::unique_ptr<Rings> rings_;
