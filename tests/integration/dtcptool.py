@@ -12,7 +12,7 @@ every byte before the Authentication-Info line.
   dtcptool.py inflate-state STATE_JSON USER COUNT
                                        grow a stopped xtapd's state file to
                                        COUNT copies of USER's first criterion
-  dtcptool.py add-many|list|noop-loop OPTIONS -- SSH COMMAND...
+  dtcptool.py add-many|list|noop-loop|watch OPTIONS -- SSH COMMAND...
                                        one SSH session (the command's stdin and
                                        stdout are the DTCP channel), timed; a
                                        JSON summary on stdout (see --help)
@@ -253,6 +253,33 @@ def cmd_noop_loop(args, command):
                       "samples": samples}))
 
 
+def cmd_watch(args, command):
+    """Holds one session open and collects what the server sends unasked
+    (notifications): a NOOP first, then --ready-file is created; ends when
+    every status in --until has arrived, --stop-file exists or --seconds
+    pass. Prints one JSON line per message (as `replies`); exit 1 if an
+    HMAC fails."""
+    key = args.key.encode()
+    s = Session(command, key)
+    s.send(request(key, ["NOOP DTCP/0.8", f"Csource-ID: {args.user}", f"Seq: {args.seq}"]))
+    status_of(s.receive(60))
+    if args.ready_file:
+        open(args.ready_file, "w").close()
+    wanted = {int(x) for x in args.until.split(",") if x}
+    seen, bad = set(), 0
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end and not (args.stop_file and os.path.exists(args.stop_file)):
+        if wanted and wanted <= seen:
+            break
+        for message in s.poll(0.2):
+            parsed = parse_message(message, key)
+            seen.add(parsed["status"])
+            bad += not parsed["hmac_ok"]
+            print(json.dumps(parsed), flush=True)
+    s.close()
+    sys.exit(1 if bad else 0)
+
+
 def cmd_inflate_state(path, user, count):
     """Grows xtapd's saved state (stopped xtapd) to COUNT criteria of USER, each
     a copy of USER's first one with its own ID and Dest-Address (198.18.0.0 + i):
@@ -298,7 +325,7 @@ def main():
         sys.exit(__doc__)
     split = argv.index("--")
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["add-many", "list", "noop-loop"])
+    p.add_argument("mode", choices=["add-many", "list", "noop-loop", "watch"])
     p.add_argument("--user", required=True)
     p.add_argument("--key", default="Juniper")
     p.add_argument("--seq", type=int, default=1)
@@ -310,11 +337,13 @@ def main():
     p.add_argument("--flags", default="Both")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--interval", type=float, default=0.05)
-    p.add_argument("--ready-file", help="noop-loop: created once the session is up")
-    p.add_argument("--stop-file", help="noop-loop: stops once this file exists")
+    p.add_argument("--ready-file", help="noop-loop, watch: created once the session is up")
+    p.add_argument("--stop-file", help="noop-loop, watch: stops once this file exists")
+    p.add_argument("--until", default="", help="watch: statuses (comma list) that end the watch")
     args = p.parse_args(argv[:split])
     command = argv[split + 1:]
-    {"add-many": cmd_add_many, "list": cmd_list, "noop-loop": cmd_noop_loop}[args.mode](args, command)
+    {"add-many": cmd_add_many, "list": cmd_list, "noop-loop": cmd_noop_loop, "watch": cmd_watch}[args.mode](
+        args, command)
 
 
 if __name__ == "__main__":

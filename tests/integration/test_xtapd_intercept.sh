@@ -44,7 +44,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$WORK/md_key"
 cat >"$WORK/xtap.json" <<J
 {
   "dtcp": {"listen": ["198.18.20.1:32001"], "host_key": "$WORK/host_key"},
-  "users": {"md1": {"authorized_keys": ["$(cat "$WORK/md_key.pub")"],
+  "users": {"md1": {"authorized_keys": ["$(cat "$WORK/md_key.pub")"], "seq_reset_per_connection": false,
                     "destinations": {"cd1": {"address": "198.18.20.2", "port": 50000,
                                              "source_address": "198.18.20.1", "source_port": 49153}}}},
   "interfaces": [{"name": "r0", "alias": "ge-0/0/0.0", "xdp_mode": "native"},
@@ -60,10 +60,15 @@ note "starting xtapd in $RTR"
 spawn_in "$RTR" "$XTAPD" --config "$WORK/xtap.json" >"$WORK/xtapd.log" 2>&1
 wait_for 20 grep -q "DTCP over SSH listening" "$WORK/xtapd.log" || { cat "$WORK/xtapd.log"; fail "xtapd did not start"; }
 
-SEQ=0
+# Seq lives in a file: callers run dtcp inside $(...), a subshell, where a
+# shell variable's increment would be lost and every request would go out
+# with Seq 1. md1 has one Seq window across connections
+# (seq_reset_per_connection off), so a repeated Seq would go unanswered.
+echo 0 >"$WORK/seq"
 dtcp() {  # dtcp LINE...: one signed request over the real OpenSSH client
-    SEQ=$((SEQ + 1))
-    python3 "$COPYTOOL" sign Juniper "$@" "Seq: $SEQ" |
+    local seq=$(($(cat "$WORK/seq") + 1))
+    echo $seq >"$WORK/seq"
+    python3 "$COPYTOOL" sign Juniper "$@" "Seq: $seq" |
         in_ns "$MD" timeout 20 ssh -F /dev/null -p 32001 -o StrictHostKeyChecking=no \
             -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -i "$WORK/md_key" \
             -s md1@198.18.20.1 flow-tap-dtcp
@@ -121,6 +126,14 @@ in_ns "$TGT" ping -q -c 5 -i 0.05 198.18.2.2 >/dev/null
 sleep 1
 AFTER=$(jget "$(python3 "$COPYTOOL" rebuild "$WORK/copies.bin" 198.18.2.2 8000)" copies)
 [[ "$AFTER" -eq "$COPIES" ]] || fail "copies after DELETE: $AFTER (was $COPIES)"
+
+note "a replayed Seq is discarded, unanswered"
+REPLAY=$(python3 "$COPYTOOL" sign Juniper "NOOP DTCP/0.8" "Csource-ID: md1" "Seq: 1" |
+    in_ns "$MD" timeout 20 ssh -F /dev/null -p 32001 -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -i "$WORK/md_key" \
+        -s md1@198.18.20.1 flow-tap-dtcp) || true
+[[ -z "$REPLAY" ]] || fail "a replayed Seq 1 was answered: $REPLAY"
+[[ $(dtcp "NOOP DTCP/0.8" "Csource-ID: md1") == "DTCP/0.8 200 OK"* ]] || fail "NOOP after the replay refused"
 
 note "SIGTERM: clean stop, transit interfaces restored"
 kill -TERM "${PIDS[0]}"
