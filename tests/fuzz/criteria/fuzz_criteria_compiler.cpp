@@ -298,8 +298,11 @@ void checkFilters(const MatchSpec& spec, const criteria::CompileLimits& limits,
         p.dst = addressOf(picker.pick(dsts), spec.family);
         p.proto = static_cast<uint8_t>(picker.pick(protos));
         p.l4_known = true;
-        p.sport = static_cast<uint16_t>(picker.pick(firsts));
-        p.dport = static_cast<uint16_t>(picker.pick(seconds));
+        // ICMP type and code are single bytes on the wire (the parser stores
+        // them in the port fields); other protocols take any port value.
+        const bool icmp = p.proto == 1 || p.proto == 58;
+        p.sport = static_cast<uint16_t>(picker.pick(icmp ? types : firsts));
+        p.dport = static_cast<uint16_t>(picker.pick(icmp ? codes : seconds));
         const uint32_t ifindex = picker.pick(ifindexes);
         std::size_t hits = 0;
         for (const Filter& f : filters) hits += dataplane::filterMatches(f, p, ifindex) ? 1 : 0;
