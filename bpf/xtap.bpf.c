@@ -55,7 +55,7 @@ int xtap_transit(struct xdp_md *ctx)
     p.key.ifindex = ctx->ingress_ifindex;
     m.count = 0;
     m.truncated = 0;
-    int pending = classify(&p, l3, end, &m, 1);
+    int pending = classify(ctx, &p, l3, end, &m, 1);
     if (pending < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
         return XDP_PASS;
@@ -109,12 +109,21 @@ int xtap_clone(struct __sk_buff *skb)
     return TC_ACT_OK;
 }
 
+/* The capture program's matches: off the stack, which the FIB lookup's
+ * pointer and the larger key left too small (copies only, never the miss path). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct xtap_matches);
+} capture_matches SEC(".maps");
+
 SEC("xdp")
 int xtap_capture(struct xdp_md *ctx)
 {
     __u32 ifindex = ctx->ingress_ifindex;
+    __u32 zero = 0;
     struct xtap_pkt p = {};
-    struct xtap_matches m;
 
     stat_inc(XTAP_STAT_CAPTURE_PACKETS);
     struct xtap_capture_if *cif = bpf_map_lookup_elem(&capture_ifs, &ifindex);
@@ -122,6 +131,9 @@ int xtap_capture(struct xdp_md *ctx)
         return XDP_DROP;
     __u32 xsk_index = cif->xsk_index;
     __u32 transit_ifindex = cif->transit_ifindex;
+    struct xtap_matches *mp = bpf_map_lookup_elem(&capture_matches, &zero);
+    if (!mp)
+        return XDP_DROP;
 
     void *data = (void *)(long)ctx->data;
     void *end = (void *)(long)ctx->data_end;
@@ -131,10 +143,10 @@ int xtap_capture(struct xdp_md *ctx)
         return XDP_DROP;
     }
     p.key.ifindex = transit_ifindex;
-    m.count = 0;
-    m.truncated = 0;
-    int pending = classify(&p, l3, end, &m, 0);
-    if (pending <= 0 && !m.count) {
+    mp->count = 0;
+    mp->truncated = 0;
+    int pending = classify(ctx, &p, l3, end, mp, 0);
+    if (pending <= 0 && !mp->count) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);
         return XDP_DROP;
     }
@@ -152,12 +164,13 @@ int xtap_capture(struct xdp_md *ctx)
     meta->magic = XTAP_META_MAGIC;
     meta->transit_ifindex = transit_ifindex;
     meta->timestamp_ns = bpf_ktime_get_boot_ns();
-    meta->count = m.count;
-    meta->flags = (m.truncated ? XTAP_META_TRUNCATED : 0) | (pending > 0 ? XTAP_META_PENDING_FRAG : 0);
+    __u32 n = mp->count;
+    meta->count = n;
+    meta->flags = (mp->truncated ? XTAP_META_TRUNCATED : 0) | (pending > 0 ? XTAP_META_PENDING_FRAG : 0);
     meta->pad = 0;
 #pragma unroll
     for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)
-        meta->slots[i] = i < m.count ? m.refs[i].slot : 0;
+        meta->slots[i] = i < n ? mp->refs[i].slot : 0;
 
     /* No socket (controller gone): the copy is dropped here, counted; the
      * original was never involved. */

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define XTAP_ABI_VERSION 1
+#define XTAP_ABI_VERSION 2
 
 /* Limits. The map capacities are defaults: the loader resizes maps before load. */
 #define XTAP_MAX_MASKS 256         /* distinct tuple-space masks (mask_id is a u8) */
@@ -56,8 +56,11 @@ struct xtap_key {
     __u16 dport;   /* host order; ICMP code */
     __u8 src[16];  /* IPv4 in the first 4 bytes, rest zero */
     __u8 dst[16];
+    /* Egress interface from a FIB lookup, 0 when unrouted; looked up only
+     * when xtap_control.egress says a mask compares it, else left 0. */
+    __u32 oifindex;
 };
-XTAP_ASSERT_SIZE(struct xtap_key, 44);
+XTAP_ASSERT_SIZE(struct xtap_key, 48);
 
 /* One tuple-space mask: which key bits a group of rules looks at. */
 struct xtap_mask {
@@ -71,8 +74,10 @@ struct xtap_mask {
     __u16 dport_mask;
     __u8 src_mask[16];
     __u8 dst_mask[16];
+    __u32 oifindex_mask;
+    __u32 pad2; /* mmapped array rows are 8-byte strided */
 };
-XTAP_ASSERT_SIZE(struct xtap_mask, 48);
+XTAP_ASSERT_SIZE(struct xtap_mask, 56);
 
 /* A criterion slot and the generation its rules were written for. */
 struct xtap_ref {
@@ -143,7 +148,7 @@ struct xtap_control {
     __u32 fallback[2];    /* per family: the LPM trie holds anchors */
     __u32 wide[2];        /* per family: filters with no address anchor exist */
     __u32 anchor_hash_shift; /* 64 - log2(bits in `anchor_bits`); 0: no bitmap, probe the hash */
-    __u32 pad;
+    __u32 egress;            /* a published mask compares oifindex: do the FIB lookup */
 };
 XTAP_ASSERT_SIZE(struct xtap_control, 48);
 

@@ -135,6 +135,7 @@ static long classify_mask_cb(__u32 i, void *data)
     k.proto = p->key.proto & mk->proto_mask;
     k.pad = 0;
     k.ifindex = p->key.ifindex & mk->ifindex_mask;
+    k.oifindex = p->key.oifindex & mk->oifindex_mask;
     k.sport = p->key.sport & mk->sport_mask;
     k.dport = p->key.dport & mk->dport_mask;
 #pragma unroll
@@ -295,6 +296,40 @@ static __always_inline void prefilter(struct xtap_pkt *p, struct xtap_control *c
         maskset_or_row(acc, v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6);
 }
 
+/*
+ * The interface the kernel would forward the packet out of: a normal FIB
+ * lookup (not BPF_FIB_LOOKUP_DIRECT, so policy rules and VRFs apply) as if it
+ * arrived on its transit interface. 0 when it is not forwarded (local, no
+ * route, blackhole, forwarding off). NO_NEIGH still names the egress.
+ */
+static __always_inline __u32 egress_ifindex(struct xdp_md *ctx, struct xtap_pkt *p)
+{
+    __u32 zero = 0;
+    struct bpf_fib_lookup *f = bpf_map_lookup_elem(&fib_scratch, &zero);
+    if (!f)
+        return 0;
+    __builtin_memset(f, 0, sizeof(*f));
+    f->ifindex = p->key.ifindex;
+    f->l4_protocol = p->key.proto;
+    if (p->l4_known && (p->key.proto == 6 || p->key.proto == 17 || p->key.proto == 132)) {
+        f->sport = bpf_htons(p->key.sport);
+        f->dport = bpf_htons(p->key.dport);
+    }
+    if (p->key.family == XTAP_FAMILY_IPV4) {
+        f->family = 2; /* AF_INET */
+        f->ipv4_src = *(__u32 *)p->key.src;
+        f->ipv4_dst = *(__u32 *)p->key.dst;
+    } else {
+        f->family = 10; /* AF_INET6 */
+        __builtin_memcpy(f->ipv6_src, p->key.src, 16);
+        __builtin_memcpy(f->ipv6_dst, p->key.dst, 16);
+    }
+    long rc = bpf_fib_lookup(ctx, f, sizeof(*f), 0);
+    if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+        return f->ifindex;
+    return 0;
+}
+
 static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key *fk)
 {
     fk->family = p->key.family;
@@ -313,7 +348,7 @@ static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key
  * first fragments. The capture side re-derives with count == 0.
  * Returns -1 (malformed past L3), 0, or 1 (a pending later fragment, below).
  */
-static __always_inline int classify(struct xtap_pkt *p, void *l3, void *end,
+static __always_inline int classify(struct xdp_md *ctx, struct xtap_pkt *p, void *l3, void *end,
                                     struct xtap_matches *m, int count)
 {
     int tracked = 0; /* a later fragment whose first fragment was seen */
@@ -342,6 +377,9 @@ static __always_inline int classify(struct xtap_pkt *p, void *l3, void *end,
         stat_inc(XTAP_STAT_PREFILTER_HIT);
     c.shed_threshold = READ_ONCE(ctl->shed_threshold);
     c.count = count;
+    /* Past the prefilter only, and only while some mask compares it. */
+    if (READ_ONCE(ctl->egress))
+        p->key.oifindex = egress_ifindex(ctx, p);
 
     if (p->frag == XTAP_FRAG_LATER) {
         c.now = bpf_ktime_get_boot_ns();

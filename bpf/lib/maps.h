@@ -125,6 +125,14 @@ struct {
     __type(value, struct xtap_frag_val);
 } frag_scratch SEC(".maps");
 
+/* Per-CPU scratch for the FIB lookup's parameters (64 bytes the stack lacks). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct bpf_fib_lookup);
+} fib_scratch SEC(".maps");
+
 /* The appliance's own endpoints: never copied. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);

@@ -3,6 +3,7 @@
 // verdict, same matched criteria, same counters, or the test prints the case.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -27,9 +28,10 @@ namespace {
 struct Shape {
     Family family;
     uint8_t src_len, dst_len;
-    int proto;      // -1 any
-    int l4;         // 0 none, 1 exact, 2 aligned block, 3 arbitrary range
+    int proto;  // -1 any
+    int l4;     // 0 none, 1 exact, 2 aligned block, 3 arbitrary range
     bool ifscoped;
+    bool egress;          // X-JTap-Output-Interface: FIB egress compared
     bool sport_too;       // constrain the source port as well
     unsigned block_len;   // kind 2: block length, fixed per shape (one mask)
     Range16 fixed_sport;  // kind 3: the shape's ranges ("Dest-Port: 1024-*" in many criteria)
@@ -37,10 +39,14 @@ struct Shape {
 };
 
 class Generator {
-public:
-    explicit Generator(uint32_t seed) : rng_(seed) {}
+  public:
+    // Output-Interface draws come from their own stream, so the rest of the
+    // run is the same as before egress filters existed.
+    explicit Generator(uint32_t seed) : rng_(seed), egress_rng_(seed ^ 0x0e9e55u) {}
 
-    uint32_t u(uint32_t lo, uint32_t hi) { return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_); }
+    uint32_t u(uint32_t lo, uint32_t hi) {
+        return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_);
+    }
     bool chance(double p) { return std::bernoulli_distribution(p)(rng_); }
 
     // Addresses from a small pool so random filters and packets collide.
@@ -96,6 +102,7 @@ public:
         s.block_len = icmp ? u(12, 16) : u(6, 16);
         s.fixed_sport = arbitrary(icmp);
         s.fixed_dport = arbitrary(icmp);
+        s.egress = std::bernoulli_distribution(0.15)(egress_rng_);
         return s;
     }
 
@@ -137,13 +144,17 @@ public:
             f.dport = range(s, true);
         }
         if (s.ifscoped) f.ifindex = ifaces[u(0, uint32_t(ifaces.size() - 1))];
+        if (s.egress)
+            f.oifindex =
+                ifaces[std::uniform_int_distribution<size_t>(0, ifaces.size() - 1)(egress_rng_)];
         return f;
     }
 
     // A packet near a filter (often inside it), in some encapsulation.
     PacketSpec packet(const std::vector<Filter>& filters) {
         PacketSpec p;
-        const Filter* near = filters.empty() ? nullptr : &filters[u(0, uint32_t(filters.size() - 1))];
+        const Filter* near =
+            filters.empty() ? nullptr : &filters[u(0, uint32_t(filters.size() - 1))];
         p.family = near && chance(0.9) ? near->family : (chance(0.5) ? Family::V4 : Family::V6);
         p.src = address(p.family);
         p.dst = address(p.family);
@@ -185,21 +196,24 @@ public:
         if (chance(0.15)) {
             p.frag = chance(0.5) ? PacketSpec::Frag::First : PacketSpec::Frag::Later;
             p.frag_id = u(0, 7);
-            if (p.family == Family::V6) p.v6_ext.insert(p.v6_ext.begin() + u(0, uint32_t(p.v6_ext.size())), 44);
+            if (p.family == Family::V6)
+                p.v6_ext.insert(p.v6_ext.begin() + u(0, uint32_t(p.v6_ext.size())), 44);
         }
         p.truncate_l4 = chance(0.02);
         p.payload = u(0, 64);
         return p;
     }
 
-private:
+  private:
     std::mt19937 rng_;
+    std::mt19937 egress_rng_;
 };
 
 std::string describe(const PacketSpec& p, const std::vector<uint8_t>& frame) {
-    std::string s = "family=" + std::to_string(int(p.family)) + " proto=" + std::to_string(p.proto) +
-                    " sport=" + std::to_string(p.sport) + " dport=" + std::to_string(p.dport) +
-                    " vlans=" + std::to_string(p.vlan_tags) + " ext=" + std::to_string(p.v6_ext.size()) +
+    std::string s = "family=" + std::to_string(int(p.family)) +
+                    " proto=" + std::to_string(p.proto) + " sport=" + std::to_string(p.sport) +
+                    " dport=" + std::to_string(p.dport) + " vlans=" + std::to_string(p.vlan_tags) +
+                    " ext=" + std::to_string(p.v6_ext.size()) +
                     " frag=" + std::to_string(int(p.frag)) + " frame=";
     static const char* hex = "0123456789abcdef";
     for (uint8_t b : frame) {
@@ -207,6 +221,39 @@ std::string describe(const PacketSpec& p, const std::vector<uint8_t>& frame) {
         s += hex[b & 15];
     }
     return s;
+}
+
+// The routes both sides know: installed in the rig's namespace for
+// bpf_fib_lookup, and the same table as the reference matcher's route model.
+// Part of each address pool is left unrouted (egress 0).
+//   198.18.0.0/17 -> if0, 198.18.128.0/17 -> if1, 198.19.0.0/17 -> if2
+//   2001:db8:0:0::/64 -> if0, :1::/64 -> if1, :2::/64 -> if2
+uint32_t routeOf(const dataplane::PacketFields& p, const std::vector<uint32_t>& ifaces) {
+    const Address& d = p.dst;
+    if (p.family == Family::V4) {
+        if (d[0] != 198) return 0;
+        if (d[1] == 18) return ifaces[d[2] < 128 ? 0 : 1];
+        if (d[1] == 19 && d[2] < 128) return ifaces[2];
+        return 0;
+    }
+    const bool pool = d[0] == 0x20 && d[1] == 0x01 && d[2] == 0x0d && d[3] == 0xb8 && d[4] == 0 &&
+                      d[5] == 0 && d[6] == 0;
+    return pool && d[7] < 3 ? ifaces[d[7]] : 0;
+}
+
+void run(const std::string& cmd) {
+    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
+}
+
+void installRoutes() {
+    // The FIB helper answers only where the kernel would forward.
+    run("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+    run("ip route replace 198.18.0.0/17 dev xtt0");
+    run("ip route replace 198.18.128.0/17 dev xtt1");
+    run("ip route replace 198.19.0.0/17 dev xtt2");
+    run("ip -6 route replace 2001:db8::/64 dev xtt0");
+    run("ip -6 route replace 2001:db8:0:1::/64 dev xtt1");
+    run("ip -6 route replace 2001:db8:0:2::/64 dev xtt2");
 }
 
 }  // namespace
@@ -217,12 +264,15 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
     constexpr unsigned kPacketsPerRound = 25000;
     Generator gen(20261122);
     size_t total_filters = 0, total_packets = 0, total_matched = 0, total_fragments_followed = 0;
-    size_t total_truncated = 0, total_pending = 0;
+    size_t total_truncated = 0, total_pending = 0, total_egress_matched = 0;
 
     for (unsigned round = 0; round < kRounds; ++round) {
         BpfRig rig(3);
         dataplane::ReferenceMatcher ref;
         std::vector<uint32_t> ifaces{rig.transit(0), rig.transit(1), rig.transit(2)};
+        installRoutes();
+        ref.setRoutes(
+            [ifaces](const dataplane::PacketFields& p, uint32_t) { return routeOf(p, ifaces); });
         std::vector<Shape> palette;
         for (int i = 0; i < 24; ++i) palette.push_back(gen.shape(round));
 
@@ -233,9 +283,12 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
         while (filters < kFiltersPerRound) {
             FilterSet set;
             const unsigned n = gen.u(1, 5);
-            for (unsigned i = 0; i < n; ++i) set.filters.push_back(gen.filter(palette[gen.u(0, 23)], ifaces));
-            if (gen.chance(0.05)) set.expiry_ns = now - 1;  // already expired
-            else if (gen.chance(0.1)) set.expiry_ns = now + 3600'000'000'000ull;
+            for (unsigned i = 0; i < n; ++i)
+                set.filters.push_back(gen.filter(palette[gen.u(0, 23)], ifaces));
+            if (gen.chance(0.05))
+                set.expiry_ns = now - 1;  // already expired
+            else if (gen.chance(0.1))
+                set.expiry_ns = now + 3600'000'000'000ull;
             auto r = rig.dp().publish(set);
             if (!std::holds_alternative<dataplane::SlotRef>(r)) {
                 const auto& e = std::get<dataplane::PublishError>(r);
@@ -248,7 +301,11 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
             filters += n;
         }
         total_filters += filters;
-        INFO("round " << round << ": " << rig.dp().maskCount() << " masks, " << rig.dp().ruleCount() << " rules");
+        std::vector<const Filter*> egress_filters;
+        for (const Filter& f : all)
+            if (f.oifindex != 0) egress_filters.push_back(&f);
+        INFO("round " << round << ": " << rig.dp().maskCount() << " masks, " << rig.dp().ruleCount()
+                      << " rules");
 
         // Later fragments of first fragments already sent, with the time the
         // first one went: both sides forget a first fragment after
@@ -258,7 +315,8 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
         std::set<uint32_t> tainted;
         for (unsigned i = 0; i < kPacketsPerRound; ++i) {
             PacketSpec p;
-            while (!pending_later.empty() && bootNs() - pending_later.front().second > XTAP_FRAG_WINDOW_NS / 3)
+            while (!pending_later.empty() &&
+                   bootNs() - pending_later.front().second > XTAP_FRAG_WINDOW_NS / 3)
                 pending_later.erase(pending_later.begin());
             if (!pending_later.empty() && gen.chance(0.3)) {
                 p = pending_later.back().first;
@@ -288,7 +346,8 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
                 std::string got_s, want_s;
                 for (auto x : capture.slots) got_s += std::to_string(x) + " ";
                 for (auto x : want) want_s += std::to_string(x) + " ";
-                FAIL("bpf slots [" << got_s << "] reference [" << want_s << "] " << describe(p, frame));
+                FAIL("bpf slots [" << got_s << "] reference [" << want_s << "] "
+                                   << describe(p, frame));
             }
             const auto fields = dataplane::parseFrame(frame);
             if (truncated) {
@@ -303,6 +362,16 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
                 expected[s].second += fields->l3_len;
             }
             total_matched += !want.empty();
+            if (!want.empty() && fields) {
+                const uint32_t egress = routeOf(*fields, ifaces);
+                for (const Filter* f : egress_filters) {
+                    if (egress == f->oifindex &&
+                        filterMatches(*f, *fields, ifaces[iface], egress)) {
+                        ++total_egress_matched;
+                        break;
+                    }
+                }
+            }
             total_fragments_followed += !want.empty() && p.frag == PacketSpec::Frag::Later;
         }
         total_packets += kPacketsPerRound;
@@ -316,13 +385,16 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
         }
     }
     MESSAGE(total_filters << " filters, " << total_packets << " packets, " << total_matched
-                          << " matched, " << total_fragments_followed << " later fragments matched, "
-                          << total_truncated << " matched more than " << XTAP_MAX_MATCHES << " criteria, "
-                          << total_pending << " later fragments held as pending");
+                          << " matched, " << total_fragments_followed
+                          << " later fragments matched, " << total_truncated
+                          << " matched more than " << XTAP_MAX_MATCHES << " criteria, "
+                          << total_pending << " later fragments held as pending, "
+                          << total_egress_matched << " matched an Output-Interface filter");
     CHECK(total_filters >= 10000);
     CHECK(total_packets >= 100000);
     CHECK(total_matched > total_packets / 10);  // the generator must exercise the match path
     CHECK(total_fragments_followed > 0);
     CHECK(total_truncated < total_matched / 20);
     CHECK(total_pending > 0);
+    CHECK(total_egress_matched > 0);  // Output-Interface filters matched through the FIB
 }

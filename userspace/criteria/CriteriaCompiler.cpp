@@ -166,7 +166,8 @@ struct CriterionSets {
     bool anyProtocol = false;
     // Source and destination ports, or ICMP type and code; unset when neither is constrained.
     std::optional<std::pair<NumberSet, NumberSet>> l4;
-    std::vector<uint32_t> ifindexes;  // sorted, distinct; empty = any
+    std::vector<uint32_t> ifindexes;   // sorted, distinct; empty = any
+    std::vector<uint32_t> oifindexes;  // egress, likewise
 };
 
 Checked<CriterionSets> normalise(const MatchSpec& spec, bool allowWide) {
@@ -191,6 +192,10 @@ Checked<CriterionSets> normalise(const MatchSpec& spec, bool allowWide) {
     if (std::find(spec.input_ifindexes.begin(), spec.input_ifindexes.end(), 0u) !=
         spec.input_ifindexes.end()) {
         return {{}, badRequest(CriterionField::InputInterface, "interface index 0")};
+    }
+    if (std::find(spec.output_ifindexes.begin(), spec.output_ifindexes.end(), 0u) !=
+        spec.output_ifindexes.end()) {
+        return {{}, badRequest(CriterionField::OutputInterface, "interface index 0")};
     }
 
     // 432: each field on its own.
@@ -251,6 +256,10 @@ Checked<CriterionSets> normalise(const MatchSpec& spec, bool allowWide) {
     std::sort(sets.ifindexes.begin(), sets.ifindexes.end());
     sets.ifindexes.erase(std::unique(sets.ifindexes.begin(), sets.ifindexes.end()),
                          sets.ifindexes.end());
+    sets.oifindexes = spec.output_ifindexes;
+    std::sort(sets.oifindexes.begin(), sets.oifindexes.end());
+    sets.oifindexes.erase(std::unique(sets.oifindexes.begin(), sets.oifindexes.end()),
+                          sets.oifindexes.end());
     return {std::move(sets), std::nullopt};
 }
 
@@ -266,6 +275,7 @@ Uint128 cappedFilterCount(const CriterionSets& sets, uint64_t budget) {
         sets.l4 ? sets.l4->first.intervals().size() : 1,
         sets.l4 ? sets.l4->second.intervals().size() : 1,
         std::max<uint64_t>(1, sets.ifindexes.size()),
+        std::max<uint64_t>(1, sets.oifindexes.size()),
     };
     Uint128 count = 1;
     for (uint64_t factor : factors) {
@@ -275,7 +285,8 @@ Uint128 cappedFilterCount(const CriterionSets& sets, uint64_t budget) {
     return count;
 }
 
-// One filter per (source prefix, destination prefix, protocol, L4 range pair, interface):
+// One filter per (source prefix, destination prefix, protocol, L4 range pair, input
+// interface, output interface):
 // each component is drawn from disjoint alternatives, so the filters are disjoint.
 std::vector<Filter> filtersOf(const CriterionSets& sets, std::size_t count) {
     const std::vector<Prefix> srcPrefixes = coverOf(sets.src, sets.family);
@@ -296,6 +307,8 @@ std::vector<Filter> filtersOf(const CriterionSets& sets, std::size_t count) {
                 : std::vector<std::pair<Range16, Range16>>{{Range16{}, Range16{}}};
     const std::vector<uint32_t> ifindexes =
         sets.ifindexes.empty() ? std::vector<uint32_t>{0} : sets.ifindexes;
+    const std::vector<uint32_t> oifindexes =
+        sets.oifindexes.empty() ? std::vector<uint32_t>{0} : sets.oifindexes;
 
     std::vector<Filter> filters;
     filters.reserve(count);
@@ -304,8 +317,10 @@ std::vector<Filter> filtersOf(const CriterionSets& sets, std::size_t count) {
             for (const std::optional<uint8_t>& proto : protocols) {
                 for (const auto& [first, second] : l4Ranges) {
                     for (uint32_t ifindex : ifindexes) {
-                        filters.push_back(
-                            Filter{sets.family, src, dst, proto, first, second, ifindex});
+                        for (uint32_t oifindex : oifindexes) {
+                            filters.push_back(Filter{sets.family, src, dst, proto, first, second,
+                                                     ifindex, oifindex});
+                        }
                     }
                 }
             }
@@ -334,6 +349,8 @@ std::string_view dtcpName(CriterionField field) {
             return "ICMP-Code";
         case CriterionField::InputInterface:
             return "X-JTap-Input-Interface";
+        case CriterionField::OutputInterface:
+            return "X-JTap-Output-Interface";
         case CriterionField::Criterion:
             return "";
     }

@@ -41,6 +41,7 @@ enum class CriterionField : uint8_t {
     IcmpType,
     IcmpCode,
     InputInterface,
+    OutputInterface,
     Criterion,
 };
 

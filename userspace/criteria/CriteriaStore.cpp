@@ -201,7 +201,8 @@ json matchJson(const MatchSpec& m) {
                 {"dport", numberEntriesJson(m.dport)},
                 {"icmp_type", numberEntriesJson(m.icmp_type)},
                 {"icmp_code", numberEntriesJson(m.icmp_code)},
-                {"input_ifindexes", m.input_ifindexes}};
+                {"input_ifindexes", m.input_ifindexes},
+                {"output_ifindexes", m.output_ifindexes}};
 }
 
 MatchSpec matchFrom(const json& j) {
@@ -215,6 +216,9 @@ MatchSpec matchFrom(const json& j) {
     m.icmp_type = numberEntriesFrom(j.at("icmp_type"));
     m.icmp_code = numberEntriesFrom(j.at("icmp_code"));
     m.input_ifindexes = numbers<uint32_t>(j.at("input_ifindexes"));
+    // Absent in state files written before Output-Interface was supported.
+    if (j.contains("output_ifindexes"))
+        m.output_ifindexes = numbers<uint32_t>(j.at("output_ifindexes"));
     return m;
 }
 
@@ -365,7 +369,8 @@ SavedCriterion savedFrom(const json& j) {
     s.dropped = countersFrom(j.at("dropped"));
     if (j.contains("slot")) {
         const json& slot = j.at("slot");
-        s.slot = dataplane::SlotRef{number<uint32_t>(slot.at("slot")), number<uint32_t>(slot.at("gen"))};
+        s.slot =
+            dataplane::SlotRef{number<uint32_t>(slot.at("slot")), number<uint32_t>(slot.at("gen"))};
         s.slot_counted = countersFrom(slot.at("counted"));
         if (s.slot_counted.packets > s.matched.packets || s.slot_counted.bytes > s.matched.bytes)
             throw std::invalid_argument("slot counted more than matched");
@@ -623,19 +628,20 @@ json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) cons
             for (const ContentDestination& d : c.publication.destinations) {
                 destinations.push_back(destinationJson(d));
             }
-            json entry{{"user", user},
-                       {"id", id},
-                       {"request", requestJson(c.request)},
-                       {"client_address", c.client_address},
-                       {"destinations", destinations},
-                       {"effective_priority", c.publication.effective_priority},
-                       {"limits", timeoutsJson(c.limits)},
-                       {"added", timestampText(c.added)},
-                       {"refresh_count", c.refresh_count},
-                       {"last_refresh", timestampText(c.last_refresh)},
-                       {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
-                       {"counted_at_refresh", countersJson(c.counted_at_refresh)},
-                       {"dropped", countersJson(c.dropped)}};
+            json entry{
+                {"user", user},
+                {"id", id},
+                {"request", requestJson(c.request)},
+                {"client_address", c.client_address},
+                {"destinations", destinations},
+                {"effective_priority", c.publication.effective_priority},
+                {"limits", timeoutsJson(c.limits)},
+                {"added", timestampText(c.added)},
+                {"refresh_count", c.refresh_count},
+                {"last_refresh", timestampText(c.last_refresh)},
+                {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
+                {"counted_at_refresh", countersJson(c.counted_at_refresh)},
+                {"dropped", countersJson(c.dropped)}};
             if (data_plane_.isLive(c.slot)) {
                 entry["slot"] = {{"slot", c.slot.slot},
                                  {"gen", c.slot.gen},
@@ -695,7 +701,9 @@ std::variant<StoreSnapshot, std::string> CriteriaStore::parseJson(const json& do
 void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
                                const RestoreRebuild& rebuild, bool in_place, RestoreReport& report,
                                std::vector<const SavedCriterion*>& later) {
-    auto drop = [&](std::string reason) { report.dropped.push_back({saved.key, std::move(reason)}); };
+    auto drop = [&](std::string reason) {
+        report.dropped.push_back({saved.key, std::move(reason)});
+    };
     if (find(saved.key)) return drop("a criterion with this ID exists");
     if (total_ >= limits_.max_total_criteria) return drop("the data plane's capacity is reached");
     auto rebuilt = rebuild(saved);
@@ -734,8 +742,9 @@ void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
     } else {
         const auto published = publish(c.publication.filters, c);
         if (const auto* refused = std::get_if<AddRefusal>(&published)) {
-            return drop(*refused == AddRefusal::ClassifierFull ? "the data plane has no room"
-                                                               : "the data plane refused the filters");
+            return drop(*refused == AddRefusal::ClassifierFull
+                            ? "the data plane has no room"
+                            : "the data plane refused the filters");
         }
         c.slot = std::get<dataplane::SlotRef>(published);
     }

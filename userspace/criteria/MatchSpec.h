@@ -40,7 +40,8 @@ struct MatchSpec {
     std::vector<NumberEntry> dport;
     std::vector<NumberEntry> icmp_type;
     std::vector<NumberEntry> icmp_code;
-    std::vector<uint32_t> input_ifindexes;  // empty = any input interface
+    std::vector<uint32_t> input_ifindexes;   // empty = any input interface
+    std::vector<uint32_t> output_ifindexes;  // empty = any output (FIB egress) interface
     bool operator==(const MatchSpec&) const = default;
 };
 

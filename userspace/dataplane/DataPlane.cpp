@@ -52,6 +52,8 @@ int DataPlane::acquireMask(const MaskSpec& spec) {
     }
     if (free_row < 0) return -1;
     masks_[free_row] = MaskRow{spec, 1};
+    // The classifier fills the egress field before it scans a row that compares it.
+    if (spec.oifindex) maps_.setEgress(true);
     maps_.writeMask(free_row, spec.toAbi());
     // The row is complete before the classifier may scan it.
     if (static_cast<uint32_t>(free_row) >= mask_count_) {
@@ -72,6 +74,12 @@ void DataPlane::releaseMask(uint32_t row) {
         mask_count_ = count;
         if (!previous_) maps_.setMaskCount(count);
     }
+    if (!previous_) maps_.setEgress(usesEgress());
+}
+
+bool DataPlane::usesEgress() const {
+    return std::any_of(masks_.begin(), masks_.end(),
+                       [](const auto& m) { return m && m->spec.oifindex; });
 }
 
 void DataPlane::removeRef(const KeyBytes& key, uint32_t slot) {
@@ -129,7 +137,8 @@ std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, S
     const bool v4 = f.family == Family::V4;
     if (!anchor) {
         if (pf.wide_rows[row]++ == 0 && !previous_) {
-            maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6, masksetOf(pf.wide_rows));
+            maps_.writeMaskSet(v4 ? XTAP_MASKSET_WIDE4 : XTAP_MASKSET_WIDE6,
+                               masksetOf(pf.wide_rows));
             maps_.setWide(f.family, true);
         }
         rec.anchors.push_back({AnchorUse::Kind::Wide, {f.family, {}}, row});
@@ -146,9 +155,8 @@ std::optional<std::string> DataPlane::addAnchor(const Filter& f, uint32_t row, S
     }
     anchor = coarse;
     const PrefixKey key{f.family, *anchor};
-    const bool hashed_length =
-        std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(), anchor->len) !=
-        pf.hashed_lengths.end();
+    const bool hashed_length = std::find(pf.hashed_lengths.begin(), pf.hashed_lengths.end(),
+                                         anchor->len) != pf.hashed_lengths.end();
     if (hashed_length || pf.hashed_lengths.size() < XTAP_ANCHOR_LENS) {
         auto [it, inserted] = hashed_anchors_.try_emplace(key);
         if (inserted && anchorCount() > capacity_.prefixes) {
@@ -278,9 +286,9 @@ std::optional<PublishError> DataPlane::place(const FilterSet& set, std::vector<R
         if (r.count >= XTAP_MAX_REFS_PER_RULE) {
             releaseMask(row);
             rollback(slot, rec);
-            return PublishError{Kind::SharedKeyFull,
-                                "more than " + std::to_string(XTAP_MAX_REFS_PER_RULE) +
-                                    " criteria share one masked key"};
+            return PublishError{Kind::SharedKeyFull, "more than " +
+                                                         std::to_string(XTAP_MAX_REFS_PER_RULE) +
+                                                         " criteria share one masked key"};
         }
         r.refs[r.count++] = {slot, gen};
         rec.keys.push_back(kb);
@@ -357,6 +365,7 @@ int DataPlane::adoptMask(const MaskSpec& spec) {
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) {
         if (!masks_[row] && !previous_->masks[row]) {
             masks_[row] = MaskRow{spec, 1};
+            if (spec.oifindex) maps_.setEgress(true);
             maps_.writeMask(row, wanted);
             mask_count_ = std::max(mask_count_, row + 1);
             return static_cast<int>(row);
@@ -419,6 +428,10 @@ void DataPlane::finishRestore() {
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
         if (prev.masks[row]) prev_count = row + 1;
     maps_.setMaskCount(std::max(prev_count, mask_count_));
+    bool prev_egress = false;
+    for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
+        prev_egress |= prev.masks[row] && prev.masks[row]->oifindex_mask != 0;
+    maps_.setEgress(prev_egress || usesEgress());
     for (const auto& [kb, rule] : rules_) {
         xtap_key k;
         std::memcpy(&k, kb.data(), sizeof k);
@@ -449,7 +462,8 @@ void DataPlane::finishRestore() {
     for (const xtap_key& k : prev.rules)
         if (!rules_.count(bytesOf(k))) maps_.deleteRule(k);
     std::set<std::pair<Family, Prefix>, PrefixLess> hashed, fallback;
-    for (const auto& [key, rows] : hashed_anchors_) hashed.insert(normalized(key.family, key.prefix));
+    for (const auto& [key, rows] : hashed_anchors_)
+        hashed.insert(normalized(key.family, key.prefix));
     for (const auto& [key, refs] : fallback_prefixes_)
         fallback.insert(normalized(key.family, key.prefix));
     for (const auto& [f, p] : prev.anchors)
@@ -459,6 +473,7 @@ void DataPlane::finishRestore() {
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
         if (prev.masks[row] && !masks_[row]) maps_.deactivateMask(row);
     maps_.setMaskCount(mask_count_);
+    maps_.setEgress(usesEgress());
 }
 
 bool DataPlane::isLive(SlotRef ref) const {

@@ -47,7 +47,7 @@ using PublishResult = std::variant<SlotRef, PublishError>;
 // earlier one (a restart): read back once, so the DataPlane can adopt the
 // criteria still published there instead of clearing them.
 struct MapContents {
-    std::vector<uint32_t> slot_states;                      // per slot: gen << 1 | enabled
+    std::vector<uint32_t> slot_states;                           // per slot: gen << 1 | enabled
     std::array<std::optional<xtap_mask>, XTAP_MAX_MASKS> masks;  // the active rows
     std::vector<xtap_key> rules;
     std::vector<std::pair<Family, Prefix>> anchors;   // hashed prefilter entries
@@ -55,7 +55,7 @@ struct MapContents {
 };
 
 class DataPlane {
-public:
+  public:
     DataPlane(MapWriter& maps, Capacity capacity);
     // A restart: the maps still hold `previous`, and the classifier keeps
     // counting with it. Writes nothing until finishRestore(): call restore()
@@ -89,10 +89,12 @@ public:
 
     size_t ruleCount() const { return rules_.size(); }
     size_t maskCount() const;
+    // Whether a mask in use compares the egress interface (FIB lookup wanted).
+    bool usesEgress() const;
     size_t liveCount() const { return live_; }
     size_t anchorCount() const { return hashed_anchors_.size() + fallback_prefixes_.size(); }
 
-private:
+  private:
     using KeyBytes = std::array<uint8_t, sizeof(xtap_key)>;
     struct KeyHash {
         size_t operator()(const KeyBytes& k) const noexcept;

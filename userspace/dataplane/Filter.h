@@ -13,7 +13,9 @@ namespace xtap::dataplane {
 
 enum class Family : uint8_t { V4 = 4, V6 = 6 };
 
-inline constexpr unsigned addressBits(Family f) { return f == Family::V4 ? 32 : 128; }
+inline constexpr unsigned addressBits(Family f) {
+    return f == Family::V4 ? 32 : 128;
+}
 
 // IPv4 addresses use the first 4 bytes; the remaining bytes are zero.
 using Address = std::array<uint8_t, 16>;
@@ -48,9 +50,10 @@ inline constexpr bool isIcmp(uint8_t proto) {
 // Semantics: a packet of `family` matches when its source lies in `src`, its
 // destination in `dst`, its protocol equals `proto` (if set), its ports (for
 // TCP/UDP/SCTP) or ICMP type/code (for ICMP/ICMPv6) lie in the ranges, and it
-// entered on `ifindex` (if non-zero). A constraint on ports or ICMP fields needs
-// the L4 header: a non-first fragment matches such a filter only through the
-// fragment table (its first fragment matched).
+// entered on `ifindex` (if non-zero) and the kernel's FIB routes it out of
+// `oifindex` (if non-zero; an unrouted packet has egress 0). A constraint on ports or ICMP fields
+// needs the L4 header: a non-first fragment matches such a filter only through the fragment table
+// (its first fragment matched).
 struct Filter {
     Family family = Family::V4;
     Prefix src;
@@ -59,6 +62,7 @@ struct Filter {
     Range16 sport;                 // TCP/UDP/SCTP source port; ICMP type for ICMP
     Range16 dport;                 // destination port; ICMP code for ICMP
     uint32_t ifindex = 0;          // 0 = any input interface
+    uint32_t oifindex = 0;         // 0 = any output interface
 
     bool needsL4() const { return !sport.any() || !dport.any(); }
     bool operator==(const Filter&) const = default;

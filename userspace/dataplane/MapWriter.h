@@ -19,7 +19,7 @@ struct SlotCounters {
 };
 
 class MapWriter {
-public:
+  public:
     virtual ~MapWriter() = default;
 
     // Masks: the row is written while inactive, then activated with one store.
@@ -54,6 +54,9 @@ public:
     virtual void writeMaskSet(uint32_t row, const xtap_maskset& masks) = 0;  // xtap_maskset_row
     virtual void setFallback(Family family, bool on) = 0;
     virtual void setWide(Family family, bool on) = 0;
+    // Whether any active mask compares the egress interface (the classifier
+    // then does one FIB lookup per prefilter hit).
+    virtual void setEgress(bool on) = 0;
 };
 
 }  // namespace xtap::dataplane

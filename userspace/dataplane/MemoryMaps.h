@@ -14,8 +14,9 @@
 namespace xtap::dataplane {
 
 class MemoryMaps final : public MapWriter {
-public:
-    explicit MemoryMaps(uint32_t slots = XTAP_DEFAULT_SLOTS, uint32_t rule_capacity = XTAP_DEFAULT_RULES)
+  public:
+    explicit MemoryMaps(uint32_t slots = XTAP_DEFAULT_SLOTS,
+                        uint32_t rule_capacity = XTAP_DEFAULT_RULES)
         : slots_(slots), counters_(slots), rule_capacity_(rule_capacity) {}
 
     void writeMask(uint32_t row, const xtap_mask& mask) override { masks_[row] = mask; }
@@ -33,17 +34,25 @@ public:
         slots_[slot].expiry_ns = expiry_ns;
     }
     void setSlotState(uint32_t slot, uint32_t state) override { slots_[slot].state = state; }
-    void setSlotExpiry(uint32_t slot, uint64_t expiry_ns) override { slots_[slot].expiry_ns = expiry_ns; }
-    void setSlotPriority(uint32_t slot, uint16_t priority) override { slots_[slot].priority = priority; }
+    void setSlotExpiry(uint32_t slot, uint64_t expiry_ns) override {
+        slots_[slot].expiry_ns = expiry_ns;
+    }
+    void setSlotPriority(uint32_t slot, uint16_t priority) override {
+        slots_[slot].priority = priority;
+    }
     SlotCounters readCounters(uint32_t slot) const override { return counters_[slot]; }
     void zeroCounters(uint32_t slot) override { counters_[slot] = {}; }
-    void addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) override { addTraffic(slot, packets, bytes); }
+    void addReleased(uint32_t slot, uint64_t packets, uint64_t bytes) override {
+        addTraffic(slot, packets, bytes);
+    }
     bool putAnchor(Family f, const Prefix& p, const xtap_maskset& m) override {
         anchors_[{f, p.len, p.addr}] = m;
         return true;
     }
     void deleteAnchor(Family f, const Prefix& p) override { anchors_.erase({f, p.len, p.addr}); }
-    void setAnchorLengths(Family f, uint32_t packed) override { lengths_[f == Family::V4 ? 0 : 1] = packed; }
+    void setAnchorLengths(Family f, uint32_t packed) override {
+        lengths_[f == Family::V4 ? 0 : 1] = packed;
+    }
     bool addPrefix(Family f, const Prefix& p) override {
         prefixes_[{f, p.len, p.addr}] = 1;
         return true;
@@ -52,6 +61,7 @@ public:
     void writeMaskSet(uint32_t row, const xtap_maskset& m) override { masksets_[row] = m; }
     void setFallback(Family f, bool on) override { fallback_[f == Family::V4 ? 0 : 1] = on; }
     void setWide(Family f, bool on) override { wide_[f == Family::V4 ? 0 : 1] = on; }
+    void setEgress(bool on) override { egress_ = on; }
 
     // What a restarted controller reads back (DataPlane's restore constructor).
     MapContents contents() const {
@@ -64,15 +74,21 @@ public:
             std::memcpy(&key, k.data(), sizeof key);
             c.rules.push_back(key);
         }
-        for (const auto& [k, m] : anchors_) c.anchors.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
-        for (const auto& [k, n] : prefixes_) c.prefixes.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
+        for (const auto& [k, m] : anchors_)
+            c.anchors.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
+        for (const auto& [k, n] : prefixes_)
+            c.prefixes.push_back({std::get<0>(k), Prefix{std::get<2>(k), std::get<1>(k)}});
         return c;
     }
-    const std::map<std::array<uint8_t, sizeof(xtap_key)>, xtap_rule>& rules() const { return rules_; }
+    const std::map<std::array<uint8_t, sizeof(xtap_key)>, xtap_rule>& rules() const {
+        return rules_;
+    }
     const xtap_mask& mask(uint32_t row) const { return masks_[row]; }
     const xtap_maskset& maskSet(uint32_t row) const { return masksets_[row]; }
     uint32_t anchorLengths(Family f) const { return lengths_[f == Family::V4 ? 0 : 1]; }
-    bool hasAnchor(Family f, const Prefix& p) const { return anchors_.count({f, p.len, p.addr}) > 0; }
+    bool hasAnchor(Family f, const Prefix& p) const {
+        return anchors_.count({f, p.len, p.addr}) > 0;
+    }
 
     // Test hooks: what the data path would have counted.
     void addTraffic(uint32_t slot, uint64_t packets, uint64_t bytes) {
@@ -83,8 +99,9 @@ public:
     size_t ruleCount() const { return rules_.size(); }
     size_t anchorCount() const { return anchors_.size() + prefixes_.size(); }
     uint32_t maskCount() const { return mask_count_; }
+    bool egress() const { return egress_; }
 
-private:
+  private:
     using Bytes = std::array<uint8_t, sizeof(xtap_key)>;
     using AnchorKey = std::tuple<Family, uint8_t, Address>;
     static Bytes bytes(const xtap_key& k) {
@@ -102,6 +119,7 @@ private:
     std::map<AnchorKey, int> prefixes_;
     std::array<xtap_maskset, XTAP_MASKSET_ROWS> masksets_{};
     std::array<uint32_t, 2> lengths_{}, fallback_{}, wide_{};
+    bool egress_ = false;
 };
 
 }  // namespace xtap::dataplane

@@ -9,7 +9,9 @@ namespace xtap::dataplane {
 
 namespace {
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint16_t be16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 uint32_t be32(const uint8_t* p) {
     return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
@@ -29,7 +31,9 @@ void readL4(std::span<const uint8_t> f, size_t off, PacketFields& p) {
     }
 }
 
-bool isV6Extension(uint8_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51; }
+bool isV6Extension(uint8_t nh) {
+    return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51;
+}
 
 }  // namespace
 
@@ -97,7 +101,8 @@ std::optional<PacketFields> parseFrame(std::span<const uint8_t> f) {
                 }
                 continue;
             }
-            const size_t len = next == 51 ? (size_t(f[pos + 1]) + 2) * 4 : (size_t(f[pos + 1]) + 1) * 8;
+            const size_t len =
+                next == 51 ? (size_t(f[pos + 1]) + 2) * 4 : (size_t(f[pos + 1]) + 1) * 8;
             next = f[pos];
             pos += len;
         }
@@ -116,9 +121,10 @@ bool prefixContains(const Prefix& pre, const Address& a) {
     return true;
 }
 
-bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex) {
+bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex, uint32_t oifindex) {
     if (f.family != p.family) return false;
     if (f.ifindex != 0 && f.ifindex != ifindex) return false;
+    if (f.oifindex != 0 && f.oifindex != oifindex) return false;
     if (!prefixContains(f.src, p.src) || !prefixContains(f.dst, p.dst)) return false;
     if (f.proto && *f.proto != p.proto) return false;
     if (f.needsL4()) {
@@ -134,11 +140,13 @@ bool ReferenceMatcher::mustHoldAsPending(std::span<const uint8_t> frame, uint32_
     if (!p || p->frag != PacketFields::Frag::Later) return false;
     const FragKey fk{static_cast<uint8_t>(p->family), p->proto, p->frag_id, p->src, p->dst};
     if (firstFragment(fk, now_ns)) return false;
+    const uint32_t oifindex = egressOf(*p, ifindex);
     for (const auto& [slot, set] : criteria_) {
         if (set.expiry_ns != 0 && now_ns >= set.expiry_ns) continue;
         for (const auto& f : set.filters) {
             if (!f.needsL4() || f.family != p->family) continue;
             if (f.ifindex != 0 && f.ifindex != ifindex) continue;
+            if (f.oifindex != 0 && f.oifindex != oifindex) continue;
             if (f.proto && *f.proto != p->proto) continue;
             if (prefixContains(f.src, p->src) && prefixContains(f.dst, p->dst)) return true;
         }
@@ -153,9 +161,13 @@ const ReferenceMatcher::FirstFragment* ReferenceMatcher::firstFragment(const Fra
     return &it->second;
 }
 
-void ReferenceMatcher::add(uint32_t slot, FilterSet set) { criteria_[slot] = std::move(set); }
+void ReferenceMatcher::add(uint32_t slot, FilterSet set) {
+    criteria_[slot] = std::move(set);
+}
 
-void ReferenceMatcher::remove(uint32_t slot) { criteria_.erase(slot); }
+void ReferenceMatcher::remove(uint32_t slot) {
+    criteria_.erase(slot);
+}
 
 std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, uint32_t ifindex,
                                               uint64_t now_ns) {
@@ -165,6 +177,7 @@ std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, ui
     auto live = [&](const FilterSet& s) { return s.expiry_ns == 0 || now_ns < s.expiry_ns; };
 
     std::set<uint32_t> hits;
+    const uint32_t oifindex = egressOf(*p, ifindex);
     const FragKey fk{static_cast<uint8_t>(p->family), p->proto, p->frag_id, p->src, p->dst};
     if (p->frag == PacketFields::Frag::Later) {
         if (const auto* first = firstFragment(fk, now_ns)) {
@@ -177,7 +190,7 @@ std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, ui
     for (const auto& [slot, set] : criteria_) {
         if (!live(set)) continue;
         if (std::any_of(set.filters.begin(), set.filters.end(),
-                        [&](const Filter& f) { return filterMatches(f, *p, ifindex); }))
+                        [&](const Filter& f) { return filterMatches(f, *p, ifindex, oifindex); }))
             hits.insert(slot);
     }
     if (p->frag == PacketFields::Frag::First && !hits.empty()) frags_[fk] = {hits, now_ns};
@@ -185,4 +198,3 @@ std::vector<uint32_t> ReferenceMatcher::match(std::span<const uint8_t> frame, ui
 }
 
 }  // namespace xtap::dataplane
-

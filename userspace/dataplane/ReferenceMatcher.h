@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -35,17 +36,25 @@ struct PacketFields {
 std::optional<PacketFields> parseFrame(std::span<const uint8_t> frame);
 
 bool prefixContains(const Prefix& p, const Address& a);
-bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex);
+// `oifindex`: the packet's egress interface by the route model, 0 = not forwarded.
+bool filterMatches(const Filter& f, const PacketFields& p, uint32_t ifindex, uint32_t oifindex = 0);
+
+// The interface the kernel's FIB forwards a packet out of when it entered on
+// `ifindex`; 0 when it is not forwarded. Injected: the reference matcher knows
+// no routing table, the test that drives it installs the same routes in the
+// kernel the classifier asks.
+using RouteModel = std::function<uint32_t(const PacketFields& p, uint32_t ifindex)>;
 
 class ReferenceMatcher {
-public:
+  public:
     void add(uint32_t slot, FilterSet set);
     void remove(uint32_t slot);
+    // Without one, every packet is unrouted (egress 0).
+    void setRoutes(RouteModel routes) { routes_ = std::move(routes); }
 
     // Slots selecting the frame, sorted. Tracks first fragments like the
     // classifier does, so call it in arrival order.
-    std::vector<uint32_t> match(std::span<const uint8_t> frame, uint32_t ifindex,
-                                uint64_t now_ns);
+    std::vector<uint32_t> match(std::span<const uint8_t> frame, uint32_t ifindex, uint64_t now_ns);
 
     // A later fragment that came before its first and that a port- or
     // ICMP-scoped criterion could still select once the first fragment says
@@ -53,7 +62,7 @@ public:
     // also flag more than these; holding too much costs only memory).
     bool mustHoldAsPending(std::span<const uint8_t> frame, uint32_t ifindex, uint64_t now_ns) const;
 
-private:
+  private:
     using FragKey = std::tuple<uint8_t, uint8_t, uint32_t, Address, Address>;
     // A first fragment's criteria, good for its later fragments during the
     // fragment window (XTAP_FRAG_WINDOW_NS), as in the classifier.
@@ -63,6 +72,11 @@ private:
     };
     const FirstFragment* firstFragment(const FragKey& key, uint64_t now_ns) const;
 
+    uint32_t egressOf(const PacketFields& p, uint32_t ifindex) const {
+        return routes_ ? routes_(p, ifindex) : 0;
+    }
+
+    RouteModel routes_;
     std::map<uint32_t, FilterSet> criteria_;
     std::map<FragKey, FirstFragment> frags_;
 };

@@ -26,6 +26,7 @@ xtap_mask MaskSpec::toAbi() const {
     m.needs_l4 = (sport_len > 0 || dport_len > 0) ? 1 : 0;
     m.proto_mask = proto ? 0xff : 0;
     m.ifindex_mask = ifindex ? 0xffffffffu : 0;
+    m.oifindex_mask = oifindex ? 0xffffffffu : 0;
     m.sport_mask = fieldMask(sport_len);
     m.dport_mask = fieldMask(dport_len);
     prefixMask(src_len, m.src_mask);
@@ -57,6 +58,7 @@ xtap_key applyMask(const xtap_key& p, const xtap_mask& m, uint8_t mask_id) {
     k.family = p.family;
     k.proto = p.proto & m.proto_mask;
     k.ifindex = p.ifindex & m.ifindex_mask;
+    k.oifindex = p.oifindex & m.oifindex_mask;
     k.sport = p.sport & m.sport_mask;
     k.dport = p.dport & m.dport_mask;
     for (unsigned i = 0; i < 16; ++i) {
@@ -73,11 +75,13 @@ std::vector<RuleEntry> expandFilter(const Filter& f) {
     base.dst_len = f.dst.len;
     base.proto = f.proto.has_value();
     base.ifindex = f.ifindex != 0;
+    base.oifindex = f.oifindex != 0;
 
     xtap_key packet{};
     packet.family = static_cast<uint8_t>(f.family);
     packet.proto = f.proto.value_or(0);
     packet.ifindex = f.ifindex;
+    packet.oifindex = f.oifindex;
     std::memcpy(packet.src, f.src.addr.data(), 16);
     std::memcpy(packet.dst, f.dst.addr.data(), 16);
 

@@ -18,9 +18,10 @@ struct MaskSpec {
     Family family = Family::V4;
     uint8_t src_len = 0;
     uint8_t dst_len = 0;
-    bool proto = false;    // protocol compared exactly
-    bool ifindex = false;  // input interface compared exactly
-    uint8_t sport_len = 0; // leading bits of the 16-bit field compared
+    bool proto = false;     // protocol compared exactly
+    bool ifindex = false;   // input interface compared exactly
+    bool oifindex = false;  // output (FIB egress) interface compared exactly
+    uint8_t sport_len = 0;  // leading bits of the 16-bit field compared
     uint8_t dport_len = 0;
     auto operator<=>(const MaskSpec&) const = default;
 

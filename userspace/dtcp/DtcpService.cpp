@@ -190,6 +190,14 @@ std::variant<std::vector<dataplane::Filter>, DtcpService::AddFailure> DtcpServic
         }
         match.input_ifindexes.push_back(*ifindex);
     }
+    // Egress: the classifier's FIB lookup names the interface a packet leaves by.
+    for (const std::string& name : add.output_interfaces) {
+        const auto ifindex = interfaces_.transitInterface(name);
+        if (!ifindex) {
+            return AddFailure{StatusCode::JTapFailure, std::string(field::kOutputInterface), name};
+        }
+        match.output_ifindexes.push_back(*ifindex);
+    }
     if (add.vrf_name) {
         const auto members = interfaces_.vrfMembers(*add.vrf_name);
         // No members would leave the criterion on every interface.
@@ -218,11 +226,6 @@ std::variant<std::vector<dataplane::Filter>, DtcpService::AddFailure> DtcpServic
 
 std::variant<Publication, DtcpService::AddFailure> DtcpService::buildPublication(
     const AddRequest& add, const UserContext& user, uint32_t criteria_id) const {
-    if (!add.output_interfaces.empty()) {
-        // Egress matching needs the classifier's FIB lookup, which is not there yet.
-        return AddFailure{StatusCode::NotImplemented, std::string(field::kOutputInterface),
-                          fieldValue(add.extension_text, field::kOutputInterface)};
-    }
     auto destinations = buildDestinations(add, user, criteria_id);
     if (auto* failure = std::get_if<AddFailure>(&destinations)) return std::move(*failure);
     auto filters = buildFilters(add, user);

@@ -7,7 +7,8 @@
 //   stats               print counters as one JSON line
 //   quit                detach, write the final stats and exit
 // Criterion JSON: {"filters":[{"family":4,"src":"198.18.1.2/32","dst":"0.0.0.0/0",
-//   "proto":6,"sport":[0,65535],"dport":[80,80],"ifname":"r0"}],"expiry_s":3}
+//   "proto":6,"sport":[0,65535],"dport":[80,80],"ifname":"r0","oifname":"r1"}],"expiry_s":3}
+// (ifname: ingress interface; oifname: the FIB egress interface)
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 #include <poll.h>
@@ -40,7 +41,8 @@ Prefix parsePrefix(const std::string& text, Family fam) {
     const int af = fam == Family::V4 ? AF_INET : AF_INET6;
     if (inet_pton(af, addr.c_str(), p.addr.data()) != 1)
         throw std::runtime_error("bad address " + text);
-    p.len = slash == std::string::npos ? uint8_t(addressBits(fam)) : uint8_t(std::stoi(text.substr(slash + 1)));
+    p.len = slash == std::string::npos ? uint8_t(addressBits(fam))
+                                       : uint8_t(std::stoi(text.substr(slash + 1)));
     return p;
 }
 
@@ -58,15 +60,22 @@ FilterSet loadCriterion(const std::string& path) {
     for (const auto& jf : j.at("filters")) {
         Filter f;
         f.family = jf.value("family", 4) == 6 ? Family::V6 : Family::V4;
-        f.src = parsePrefix(jf.value("src", f.family == Family::V4 ? "0.0.0.0/0" : "::/0"), f.family);
-        f.dst = parsePrefix(jf.value("dst", f.family == Family::V4 ? "0.0.0.0/0" : "::/0"), f.family);
+        f.src =
+            parsePrefix(jf.value("src", f.family == Family::V4 ? "0.0.0.0/0" : "::/0"), f.family);
+        f.dst =
+            parsePrefix(jf.value("dst", f.family == Family::V4 ? "0.0.0.0/0" : "::/0"), f.family);
         if (jf.contains("proto")) f.proto = jf["proto"].get<uint8_t>();
-        if (jf.contains("sport")) f.sport = {jf["sport"][0].get<uint16_t>(), jf["sport"][1].get<uint16_t>()};
-        if (jf.contains("dport")) f.dport = {jf["dport"][0].get<uint16_t>(), jf["dport"][1].get<uint16_t>()};
+        if (jf.contains("sport"))
+            f.sport = {jf["sport"][0].get<uint16_t>(), jf["sport"][1].get<uint16_t>()};
+        if (jf.contains("dport"))
+            f.dport = {jf["dport"][0].get<uint16_t>(), jf["dport"][1].get<uint16_t>()};
         if (jf.contains("ifname")) f.ifindex = kernel::ifindexOf(jf["ifname"].get<std::string>());
+        if (jf.contains("oifname"))
+            f.oifindex = kernel::ifindexOf(jf["oifname"].get<std::string>());
         set.filters.push_back(f);
     }
-    if (j.contains("expiry_s")) set.expiry_ns = bootNs() + uint64_t(j["expiry_s"].get<double>() * 1e9);
+    if (j.contains("expiry_s"))
+        set.expiry_ns = bootNs() + uint64_t(j["expiry_s"].get<double>() * 1e9);
     set.priority = j.value("priority", 1);
     return set;
 }
@@ -77,7 +86,8 @@ int main(int argc, char** argv) {
     CLI::App app{"xtap data-plane harness (tests)"};
     std::vector<std::string> interfaces;
     std::string pcap_path;
-    app.add_option("-i,--interface", interfaces, "transit interface, NAME or NAME:native|generic")->required();
+    app.add_option("-i,--interface", interfaces, "transit interface, NAME or NAME:native|generic")
+        ->required();
     app.add_option("-w,--pcap", pcap_path, "write received copies here")->required();
     CLI11_PARSE(app, argc, argv);
 
@@ -96,10 +106,14 @@ int main(int argc, char** argv) {
             kernel::XdpMode mode = kernel::XdpMode::Auto;
             if (colon != std::string::npos) {
                 const std::string m = spec.substr(colon + 1);
-                mode = m == "native" ? kernel::XdpMode::Native : m == "generic" ? kernel::XdpMode::Generic : kernel::XdpMode::Auto;
+                mode = m == "native"    ? kernel::XdpMode::Native
+                       : m == "generic" ? kernel::XdpMode::Generic
+                                        : kernel::XdpMode::Auto;
             }
             const auto& t = path.attach(name, mode);
-            attached.push_back({{"name", t.name}, {"mode", kernel::toString(t.mode)}, {"capture", t.capture},
+            attached.push_back({{"name", t.name},
+                                {"mode", kernel::toString(t.mode)},
+                                {"capture", t.capture},
                                 {"gro_off", kernel::receiveOffloadsOff(t.name)}});
         }
 
@@ -113,7 +127,8 @@ int main(int argc, char** argv) {
         uint64_t frames = 0, frames_without_meta = 0, late = 0;
         FragmentReorderer reorderer;
         // Delivered copies (after the reorderer): to the pcap, counted per criterion.
-        auto deliver = [&](std::span<const uint8_t> frame, std::span<const uint32_t> slots, bool is_late) {
+        auto deliver = [&](std::span<const uint8_t> frame, std::span<const uint32_t> slots,
+                           bool is_late) {
             ++frames;
             late += is_late;
             pcap_pkthdr h{};
@@ -131,7 +146,8 @@ int main(int argc, char** argv) {
                 return;
             }
             const uint32_t n = std::min<uint32_t>(f.meta->count, XTAP_MAX_MATCHES);
-            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags, bootNs(), deliver);
+            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags,
+                             bootNs(), deliver);
         };
 
         auto stats = [&] {
@@ -140,29 +156,38 @@ int main(int argc, char** argv) {
             j["copies_received"] = frames;
             j["copies_late"] = late;
             j["copies_without_meta"] = frames_without_meta;
-            j["reorder"] = {{"held", reorderer.stats().held}, {"released", reorderer.stats().released},
-                            {"expired", reorderer.stats().expired}, {"overflow", reorderer.stats().overflow}};
+            j["reorder"] = {{"held", reorderer.stats().held},
+                            {"released", reorderer.stats().released},
+                            {"expired", reorderer.stats().expired},
+                            {"overflow", reorderer.stats().overflow}};
             json per = json::object();
             for (const auto& [name, ref] : criteria) {
                 const auto c = dp.counters(ref);
-                per[name] = {{"packets", c.packets}, {"bytes", c.bytes}, {"shed", c.shed},
-                             {"copies", copies[name]}, {"live", dp.isLive(ref)}};
+                per[name] = {{"packets", c.packets},
+                             {"bytes", c.bytes},
+                             {"shed", c.shed},
+                             {"copies", copies[name]},
+                             {"live", dp.isLive(ref)}};
             }
             j["criteria"] = per;
             const auto s = maps.readStats();
-            j["bpf"] = {{"prefilter_hit", s[XTAP_STAT_PREFILTER_HIT]}, {"matched", s[XTAP_STAT_MATCHED]},
-                        {"marked", s[XTAP_STAT_MARKED]}, {"cloned", s[XTAP_STAT_CLONED]},
+            j["bpf"] = {{"prefilter_hit", s[XTAP_STAT_PREFILTER_HIT]},
+                        {"matched", s[XTAP_STAT_MATCHED]},
+                        {"marked", s[XTAP_STAT_MARKED]},
+                        {"cloned", s[XTAP_STAT_CLONED]},
                         {"clone_failed", s[XTAP_STAT_CLONE_FAILED]},
                         {"capture_packets", s[XTAP_STAT_CAPTURE_PACKETS]},
                         {"capture_redirected", s[XTAP_STAT_CAPTURE_REDIRECTED]},
                         {"capture_nomatch", s[XTAP_STAT_CAPTURE_NOMATCH]},
-                        {"frag_tracked", s[XTAP_STAT_FRAG_TRACKED]}, {"frag_matched", s[XTAP_STAT_FRAG_MATCHED]}};
+                        {"frag_tracked", s[XTAP_STAT_FRAG_TRACKED]},
+                        {"frag_matched", s[XTAP_STAT_FRAG_MATCHED]}};
             json xsk = json::object();
             auto ifs = path.interfaces();
             auto rx = path.receivers();
             for (size_t i = 0; i < rx.size(); ++i) {
                 const auto st = rx[i]->stats();
-                xsk[ifs[i].name] = {{"rx_dropped", st.rx_dropped}, {"rx_ring_full", st.rx_ring_full},
+                xsk[ifs[i].name] = {{"rx_dropped", st.rx_dropped},
+                                    {"rx_ring_full", st.rx_ring_full},
                                     {"rx_fill_ring_empty", st.rx_fill_ring_empty_descs}};
             }
             j["xsk"] = xsk;
@@ -198,9 +223,11 @@ int main(int argc, char** argv) {
                     if (auto* ref = std::get_if<SlotRef>(&r)) {
                         criteria[name] = *ref;
                         by_slot[ref->slot] = name;
-                        std::cout << json{{"published", name}, {"slot", ref->slot}}.dump() << std::endl;
+                        std::cout << json{{"published", name}, {"slot", ref->slot}}.dump()
+                                  << std::endl;
                     } else {
-                        std::cout << json{{"error", std::get<PublishError>(r).detail}}.dump() << std::endl;
+                        std::cout << json{{"error", std::get<PublishError>(r).detail}}.dump()
+                                  << std::endl;
                     }
                 } else if (cmd == "withdraw") {
                     if (criteria.count(name)) dp.withdraw(criteria[name]);
@@ -208,7 +235,8 @@ int main(int argc, char** argv) {
                 } else if (cmd == "pcap") {
                     pcap_dump_close(dumper);
                     dumper = pcap_dump_open(dead, name.c_str());
-                    if (!dumper) throw std::runtime_error(std::string("pcap: ") + pcap_geterr(dead));
+                    if (!dumper)
+                        throw std::runtime_error(std::string("pcap: ") + pcap_geterr(dead));
                     std::cout << json{{"pcap", name}}.dump() << std::endl;
                 } else if (cmd == "stats") {
                     std::cout << stats().dump() << std::endl;

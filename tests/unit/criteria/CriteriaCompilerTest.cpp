@@ -355,6 +355,29 @@ TEST_CASE("CriteriaCompiler: one filter per distinct input interface") {
     CHECK(failed(spec) == CompileError{k400, CriterionField::InputInterface, "interface index 0"});
 }
 
+TEST_CASE("CriteriaCompiler: one filter per input x distinct output interface") {
+    MatchSpec spec = anchored();
+    spec.proto = numbers("6");
+    spec.input_ifindexes = {3};
+    spec.output_ifindexes = {9, 7, 9};
+    const auto filters = compiled(spec);
+    CHECK(filters.size() == 2);
+    std::set<uint32_t> egress;
+    for (const Filter& f : filters) {
+        CHECK(f.ifindex == 3);
+        egress.insert(f.oifindex);
+    }
+    CHECK(egress == std::set<uint32_t>{7, 9});
+
+    spec.input_ifindexes = {1, 2};
+    spec.output_ifindexes = {4, 5, 6};
+    CHECK(compiled(spec).size() == 2 * 3);
+    CHECK(failed(spec, CompileLimits{.max_filters = 5}).field == CriterionField::Criterion);
+
+    spec.output_ifindexes = {4, 0};
+    CHECK(failed(spec) == CompileError{k400, CriterionField::OutputInterface, "interface index 0"});
+}
+
 TEST_CASE("CriteriaCompiler: the filter budget counts the whole product") {
     // 6 destination prefixes x 2 protocols x 2 source-port ranges x 3 interfaces = 72.
     MatchSpec spec = v4Spec("192.0.2.0/24", "203.0.113.1-203.0.113.20");
@@ -425,5 +448,6 @@ TEST_CASE("CriteriaCompiler: DTCP parameter names of the fields") {
     CHECK(dtcpName(CriterionField::IcmpType) == "ICMP-Type");
     CHECK(dtcpName(CriterionField::IcmpCode) == "ICMP-Code");
     CHECK(dtcpName(CriterionField::InputInterface) == "X-JTap-Input-Interface");
+    CHECK(dtcpName(CriterionField::OutputInterface) == "X-JTap-Output-Interface");
     CHECK(dtcpName(CriterionField::Criterion).empty());
 }

@@ -183,6 +183,9 @@ struct Oracle {
         const std::set<uint32_t> ifindexes(spec.input_ifindexes.begin(),
                                            spec.input_ifindexes.end());
         count *= std::max<std::size_t>(1, ifindexes.size());
+        const std::set<uint32_t> oifindexes(spec.output_ifindexes.begin(),
+                                            spec.output_ifindexes.end());
+        count *= std::max<std::size_t>(1, oifindexes.size());
         refused = count > limits.max_filters;
         expectedFilters = static_cast<uint64_t>(count);
     }
@@ -201,7 +204,9 @@ struct Oracle {
             return false;
         }
         const auto& ifs = spec.input_ifindexes;
-        return ifs.empty() || std::find(ifs.begin(), ifs.end(), packet.ifindex) != ifs.end();
+        const auto& ofs = spec.output_ifindexes;
+        return (ifs.empty() || std::find(ifs.begin(), ifs.end(), packet.ifindex) != ifs.end()) &&
+               (ofs.empty() || std::find(ofs.begin(), ofs.end(), packet.oifindex) != ofs.end());
     }
 };
 
@@ -230,6 +235,10 @@ class Generator {
             s.input_ifindexes.resize(1 + below(3));
             for (auto& ifindex : s.input_ifindexes) ifindex = 1 + static_cast<uint32_t>(below(4));
         }
+        if (chance(5)) {
+            s.output_ifindexes.resize(1 + below(3));
+            for (auto& ifindex : s.output_ifindexes) ifindex = 1 + static_cast<uint32_t>(below(4));
+        }
         return s;
     }
 
@@ -246,6 +255,7 @@ class Generator {
         p.icmp_type = static_cast<uint8_t>(numberNear(s.icmp_type, 255));
         p.icmp_code = static_cast<uint8_t>(numberNear(s.icmp_code, 255));
         p.ifindex = 1 + static_cast<uint32_t>(below(5));
+        p.oifindex = static_cast<uint32_t>(below(6));  // 0: unrouted
         return p;
     }
 

@@ -306,6 +306,8 @@ TEST_CASE("JSON round trip: same IDs, requests, counters, remaining times and Se
                                    49153,
                                    64};
     r.input_interfaces = {"ge-0/0/1.0"};
+    r.output_interfaces = {"ge-0/0/2.0"};
+    r.match.output_ifindexes = {8};
     r.md_intercept_id = dtcp::MdInterceptId{"4000000a", 10};
     r.extension_text = {{"X-JTap-Cdest-TTL", "64"}, {"X-MD-Intercept-Id", "4000000a"}};
     before.add("alice", r, at(0));
@@ -334,6 +336,7 @@ TEST_CASE("JSON round trip: same IDs, requests, counters, remaining times and Se
     CHECK(s.request.delivery == r.delivery);
     CHECK(s.request.md_intercept_id == r.md_intercept_id);
     CHECK(s.request.input_interfaces == r.input_interfaces);
+    CHECK(s.request.output_interfaces == r.output_interfaces);
     CHECK(s.request.extension_text == r.extension_text);
     CHECK(s.request.send_async);
     CHECK(s.request.priority == 4);

@@ -142,6 +142,7 @@ struct Packet {
     uint8_t icmp_type = 0;
     uint8_t icmp_code = 0;
     uint32_t ifindex = 1;
+    uint32_t oifindex = 0;  // FIB egress; 0 = not forwarded
 };
 
 // The first `prefix.len` bits of `address` equal the prefix's.
@@ -161,6 +162,7 @@ inline bool filterMatches(const dataplane::Filter& filter, const Packet& packet)
     }
     if (filter.proto && *filter.proto != packet.proto) return false;
     if (filter.ifindex != 0 && filter.ifindex != packet.ifindex) return false;
+    if (filter.oifindex != 0 && filter.oifindex != packet.oifindex) return false;
     if (dataplane::hasPorts(packet.proto)) {
         return filter.sport.contains(packet.sport) && filter.dport.contains(packet.dport);
     }
@@ -185,7 +187,8 @@ inline bool filtersOverlap(const dataplane::Filter& a, const dataplane::Filter& 
     return a.family == b.family && prefixesOverlap(a.src, b.src) && prefixesOverlap(a.dst, b.dst) &&
            (!a.proto || !b.proto || *a.proto == *b.proto) && rangesOverlap(a.sport, b.sport) &&
            rangesOverlap(a.dport, b.dport) &&
-           (a.ifindex == 0 || b.ifindex == 0 || a.ifindex == b.ifindex);
+           (a.ifindex == 0 || b.ifindex == 0 || a.ifindex == b.ifindex) &&
+           (a.oifindex == 0 || b.oifindex == 0 || a.oifindex == b.oifindex);
 }
 
 // Every pair of filters is disjoint.

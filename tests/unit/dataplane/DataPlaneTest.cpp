@@ -42,6 +42,29 @@ TEST_CASE("publish enables a criterion only after all its rules, withdraw disabl
     dp.withdraw(ref);  // idempotent
 }
 
+TEST_CASE("the FIB lookup flag is on exactly while a mask compares the egress interface") {
+    MemoryMaps maps(16);
+    DataPlane dp(maps, {1024, 16, 1024});
+    const SlotRef plain = ok(dp.publish({{host(1)}}));
+    CHECK_FALSE(maps.egress());
+    Filter out = host(2);
+    out.oifindex = 7;
+    Filter out2 = host(3);
+    out2.oifindex = 8;  // same mask as `out`
+    const SlotRef a = ok(dp.publish({{out}}));
+    const SlotRef b = ok(dp.publish({{out2}}));
+    CHECK(maps.egress());
+    CHECK(dp.usesEgress());
+    CHECK(dp.maskCount() == 2);
+    dp.withdraw(a);
+    CHECK(maps.egress());  // b still uses the mask
+    dp.withdraw(b);
+    CHECK_FALSE(maps.egress());
+    CHECK(dp.maskCount() == 1);
+    dp.withdraw(plain);
+    CHECK_FALSE(maps.egress());
+}
+
 TEST_CASE("a slot comes back with a new generation, and only after the others were used") {
     MemoryMaps maps(2);
     DataPlane dp(maps, {1024, 2, 1024});

@@ -30,7 +30,8 @@ TEST_CASE("every value of a range is covered by exactly one block") {
     }
 }
 
-TEST_CASE("a filter expands to one masked key per block pair, under the mask the classifier applies") {
+TEST_CASE(
+    "a filter expands to one masked key per block pair, under the mask the classifier applies") {
     Filter f;
     f.family = Family::V4;
     f.src = {{198, 18, 0, 0}, 16};
@@ -56,6 +57,33 @@ TEST_CASE("a filter expands to one masked key per block pair, under the mask the
     packet.dst[0] = 1;
     const auto masked = applyMask(packet, entries[0].mask.toAbi(), 0);
     CHECK(std::memcmp(&masked, &entries[0].key, sizeof masked) == 0);
+}
+
+TEST_CASE("an output interface is compared exactly; without one the egress field is masked out") {
+    Filter f;
+    f.src = {{198, 18, 0, 1}, 32};
+    f.oifindex = 12;
+    const auto entries = expandFilter(f);
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].mask.oifindex);
+    CHECK(entries[0].mask.toAbi().oifindex_mask == 0xffffffffu);
+    CHECK(entries[0].key.oifindex == 12);
+    xtap_key packet{};
+    packet.family = 4;
+    packet.src[0] = 198;
+    packet.src[1] = 18;
+    packet.src[3] = 1;
+    packet.oifindex = 12;
+    auto masked = applyMask(packet, entries[0].mask.toAbi(), 0);
+    CHECK(std::memcmp(&masked, &entries[0].key, sizeof masked) == 0);
+    packet.oifindex = 13;
+    masked = applyMask(packet, entries[0].mask.toAbi(), 0);
+    CHECK(std::memcmp(&masked, &entries[0].key, sizeof masked) != 0);
+
+    f.oifindex = 0;
+    const auto plain = expandFilter(f);
+    CHECK_FALSE(plain[0].mask.oifindex);
+    CHECK(applyMask(packet, plain[0].mask.toAbi(), 0).oifindex == 0);
 }
 
 TEST_CASE("the anchor is the longer prefix, none for a wide filter") {

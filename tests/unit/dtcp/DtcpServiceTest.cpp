@@ -250,15 +250,26 @@ TEST_CASE("a VRF whose members change is recompiled, its counters carried over")
     CHECK(h.plane.isLive(current));
 }
 
-TEST_CASE("X-JTap-Output-Interface is answered 501 until the classifier does FIB lookups") {
+TEST_CASE("X-JTap-Output-Interface resolves through the alias table; unknown names are 901") {
     ServiceHarness h;
     h.addUser("alice");
-    const ReadMessage r = h.ask("alice", "ADD DTCP/0.8",
-                                {"Source-Address: 192.0.2.10", "Flags: Static", "Cdest-ID: cd1",
-                                 "X-JTap-Output-Interface: ge-0/0/2.0"});
-    CHECK(r.code == 501);
-    CHECK(r.value("X-JTAP-OUTPUT-INTERFACE") == "ge-0/0/2.0");
+    const ReadMessage unknown =
+        h.ask("alice", "ADD DTCP/0.8",
+              {"Source-Address: 192.0.2.10", "Flags: Static", "Cdest-ID: cd1",
+               "X-JTap-Output-Interface: ge-0/0/2.0, ge-9/9/9.0"});
+    CHECK(unknown.code == 901);
+    CHECK(unknown.value("X-JTAP-OUTPUT-INTERFACE") == "ge-9/9/9.0");
     CHECK(h.store.size() == 0);
+
+    const uint32_t id =
+        h.addCriterion("alice", {"Flags: Static", "X-JTap-Input-Interface: ge-0/0/1.0",
+                                 "X-JTap-Output-Interface: ge-0/0/2.0, eth3"});
+    std::set<uint32_t> egress;
+    for (const auto& f : h.criterion("alice", id).publication.filters) {
+        CHECK(f.ifindex == 7);
+        egress.insert(f.oifindex);
+    }
+    CHECK(egress == std::set<uint32_t>{8, 9});
 }
 
 TEST_CASE("a criterion over the user's compiled-filter budget is 432") {

@@ -61,12 +61,14 @@ BpfMaps::BpfMaps(const XtapObject& obj)
       released_(released_map_.as<xtap_slot_released>()) {
     if (ncpus_ <= 0) throw std::system_error(-ncpus_, std::generic_category(), "possible CPUs");
     uint32_t log2_bits = 6;
-    while ((1ull << log2_bits) < uint64_t(bpf_map__max_entries(obj.map("anchor_bits"))) * 64) ++log2_bits;
+    while ((1ull << log2_bits) < uint64_t(bpf_map__max_entries(obj.map("anchor_bits"))) * 64)
+        ++log2_bits;
     anchor_hash_shift_ = 64 - log2_bits;
     // Anchors an earlier controller left in pinned maps keep their bits.
     auto adopt = [this](int fd, auto sample, Family family, size_t addr_len) {
         decltype(sample) k{}, next{};
-        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0; first = false) {
+        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0;
+             first = false) {
             k = next;
             Prefix p;
             p.len = k.len;
@@ -88,7 +90,9 @@ uint64_t BpfMaps::anchorBit(Family family, const Prefix& prefix) const {
     uint8_t bytes[8] = {};
     for (unsigned i = 0; i < width / 8; ++i) {
         const int bits = static_cast<int>(len) - static_cast<int>(i * 8);
-        bytes[i] = bits <= 0 ? 0 : bits >= 8 ? prefix.addr[i] : prefix.addr[i] & uint8_t(0xff00u >> bits);
+        bytes[i] = bits <= 0   ? 0
+                   : bits >= 8 ? prefix.addr[i]
+                               : prefix.addr[i] & uint8_t(0xff00u >> bits);
     }
     uint64_t masked = 0;
     if (family == Family::V4) {
@@ -122,15 +126,21 @@ void BpfMaps::writeMask(uint32_t row, const xtap_mask& mask) {
     store(dst.active, 1u);
 }
 
-void BpfMaps::deactivateMask(uint32_t row) { store(masks_[row].active, 0u); }
+void BpfMaps::deactivateMask(uint32_t row) {
+    store(masks_[row].active, 0u);
+}
 
-void BpfMaps::setMaskCount(uint32_t count) { store(control_->mask_count, count); }
+void BpfMaps::setMaskCount(uint32_t count) {
+    store(control_->mask_count, count);
+}
 
 bool BpfMaps::putRule(const xtap_key& key, const xtap_rule& rule) {
     return bpf_map_update_elem(rules_fd_, &key, &rule, BPF_ANY) == 0;
 }
 
-void BpfMaps::deleteRule(const xtap_key& key) { bpf_map_delete_elem(rules_fd_, &key); }
+void BpfMaps::deleteRule(const xtap_key& key) {
+    bpf_map_delete_elem(rules_fd_, &key);
+}
 
 void BpfMaps::writeSlot(uint32_t slot, uint16_t priority, uint64_t expiry_ns) {
     store(slots_[slot].priority, priority);
@@ -138,7 +148,9 @@ void BpfMaps::writeSlot(uint32_t slot, uint16_t priority, uint64_t expiry_ns) {
     store(slots_[slot].expiry_ns, expiry_ns);
 }
 
-void BpfMaps::setSlotState(uint32_t slot, uint32_t state) { store(slots_[slot].state, state); }
+void BpfMaps::setSlotState(uint32_t slot, uint32_t state) {
+    store(slots_[slot].state, state);
+}
 
 void BpfMaps::setSlotExpiry(uint32_t slot, uint64_t expiry_ns) {
     store(slots_[slot].expiry_ns, expiry_ns);
@@ -158,7 +170,8 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
         sum.shed += c.shed;
     }
     if (slot < slot_capacity_) {
-        sum.packets += std::atomic_ref<__u64>(released_[slot].packets).load(std::memory_order_relaxed);
+        sum.packets +=
+            std::atomic_ref<__u64>(released_[slot].packets).load(std::memory_order_relaxed);
         sum.bytes += std::atomic_ref<__u64>(released_[slot].bytes).load(std::memory_order_relaxed);
     }
     return sum;
@@ -262,9 +275,17 @@ void BpfMaps::setWide(Family family, bool on) {
     store(control_->wide[family == Family::V4 ? 0 : 1], on ? 1u : 0u);
 }
 
-void BpfMaps::setEnabled(bool on) { store(control_->enabled, on ? 1u : 0u); }
+void BpfMaps::setEgress(bool on) {
+    store(control_->egress, on ? 1u : 0u);
+}
 
-void BpfMaps::setShedThreshold(uint32_t threshold) { store(control_->shed_threshold, threshold); }
+void BpfMaps::setEnabled(bool on) {
+    store(control_->enabled, on ? 1u : 0u);
+}
+
+void BpfMaps::setShedThreshold(uint32_t threshold) {
+    store(control_->shed_threshold, threshold);
+}
 
 void BpfMaps::addExclude(const xtap_exclude_key& key) {
     const uint8_t one = 1;
@@ -286,7 +307,9 @@ void BpfMaps::setTransitInterface(uint32_t ifindex, uint32_t capture_ifindex) {
         throw std::system_error(errno, std::generic_category(), "register transit interface");
 }
 
-void BpfMaps::removeTransitInterface(uint32_t ifindex) { bpf_map_delete_elem(transit_fd_, &ifindex); }
+void BpfMaps::removeTransitInterface(uint32_t ifindex) {
+    bpf_map_delete_elem(transit_fd_, &ifindex);
+}
 
 void BpfMaps::setCaptureInterface(uint32_t capture_ifindex, uint32_t transit_ifindex,
                                   uint32_t xsk_index) {
@@ -318,12 +341,15 @@ xtap_control BpfMaps::control() const {
 MapContents BpfMaps::readContents() const {
     MapContents c;
     for (uint32_t s = 0; s < slot_capacity_; ++s)
-        c.slot_states.push_back(std::atomic_ref<uint32_t>(slots_[s].state).load(std::memory_order_acquire));
+        c.slot_states.push_back(
+            std::atomic_ref<uint32_t>(slots_[s].state).load(std::memory_order_acquire));
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row)
-        if (std::atomic_ref<uint32_t>(masks_[row].active).load(std::memory_order_acquire)) c.masks[row] = masks_[row];
+        if (std::atomic_ref<uint32_t>(masks_[row].active).load(std::memory_order_acquire))
+            c.masks[row] = masks_[row];
     auto keys = [](int fd, auto sample, auto push) {
         decltype(sample) k{}, next{};
-        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0; first = false) {
+        for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &k, &next) == 0;
+             first = false) {
             k = next;
             push(k);
         }
@@ -335,10 +361,18 @@ MapContents BpfMaps::readContents() const {
         std::memcpy(p.addr.data(), addr, n);
         return p;
     };
-    keys(anchors4_fd_, xtap_anchor4{}, [&](const xtap_anchor4& k) { c.anchors.push_back({Family::V4, prefix(k.len, k.addr, 4)}); });
-    keys(anchors6_fd_, xtap_anchor6{}, [&](const xtap_anchor6& k) { c.anchors.push_back({Family::V6, prefix(k.len, k.addr, 16)}); });
-    keys(prefix4_fd_, xtap_lpm4{}, [&](const xtap_lpm4& k) { c.prefixes.push_back({Family::V4, prefix(k.prefixlen, k.addr, 4)}); });
-    keys(prefix6_fd_, xtap_lpm6{}, [&](const xtap_lpm6& k) { c.prefixes.push_back({Family::V6, prefix(k.prefixlen, k.addr, 16)}); });
+    keys(anchors4_fd_, xtap_anchor4{}, [&](const xtap_anchor4& k) {
+        c.anchors.push_back({Family::V4, prefix(k.len, k.addr, 4)});
+    });
+    keys(anchors6_fd_, xtap_anchor6{}, [&](const xtap_anchor6& k) {
+        c.anchors.push_back({Family::V6, prefix(k.len, k.addr, 16)});
+    });
+    keys(prefix4_fd_, xtap_lpm4{}, [&](const xtap_lpm4& k) {
+        c.prefixes.push_back({Family::V4, prefix(k.prefixlen, k.addr, 4)});
+    });
+    keys(prefix6_fd_, xtap_lpm6{}, [&](const xtap_lpm6& k) {
+        c.prefixes.push_back({Family::V6, prefix(k.prefixlen, k.addr, 16)});
+    });
     return c;
 }
 
@@ -349,12 +383,14 @@ void BpfMaps::clearCriteria() {
         setFallback(f, false);
         setWide(f, false);
     }
+    setEgress(false);
     for (uint32_t row = 0; row < XTAP_MASKSET_ROWS; ++row) writeMaskSet(row, {});
     for (uint32_t row = 0; row < XTAP_MAX_MASKS; ++row) deactivateMask(row);
     for (uint32_t s = 0; s < slot_capacity_; ++s) store(slots_[s].state, slots_[s].state & ~1u);
     auto clear = [](int fd, size_t key_size) {
         std::vector<uint8_t> key(key_size);
-        while (bpf_map_get_next_key(fd, nullptr, key.data()) == 0) bpf_map_delete_elem(fd, key.data());
+        while (bpf_map_get_next_key(fd, nullptr, key.data()) == 0)
+            bpf_map_delete_elem(fd, key.data());
     };
     clear(rules_fd_, sizeof(xtap_key));
     clear(prefix4_fd_, sizeof(xtap_lpm4));

@@ -17,7 +17,7 @@
 namespace xtap::dataplane::kernel {
 
 class BpfMaps final : public MapWriter {
-public:
+  public:
     explicit BpfMaps(const XtapObject& obj);
 
     void writeMask(uint32_t row, const xtap_mask& mask) override;
@@ -40,6 +40,7 @@ public:
     void writeMaskSet(uint32_t row, const xtap_maskset& masks) override;
     void setFallback(Family family, bool on) override;
     void setWide(Family family, bool on) override;
+    void setEgress(bool on) override;
 
     void setEnabled(bool on);
     void setShedThreshold(uint32_t threshold);
@@ -61,7 +62,7 @@ public:
     // not restore them, or an explicit flush).
     void clearCriteria();
 
-private:
+  private:
     // The anchor bitmap (xtap_abi.h, stage zero): bit of an anchor, and set or
     // clear it; anchor_bit_refs_ counts the anchors sharing each set bit.
     uint64_t anchorBit(Family family, const Prefix& prefix) const;
@@ -69,7 +70,8 @@ private:
 
     int ncpus_;
     uint32_t slot_capacity_;
-    int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_, excludes_fd_;
+    int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_,
+        excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
     MappedRegion control_map_, masks_map_, slots_map_, masksets_map_, anchor_bits_map_,
         released_map_;

@@ -3,10 +3,13 @@
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
+#include "xtap_abi.h"
 #include "xtap_bpf.skel.h"
 
 namespace xtap::dataplane::kernel {
@@ -37,36 +40,73 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     resize(s->maps.anchors6, options.capacity.prefixes, "anchors6");
     // The anchor bitmap: 32 bits per anchor, a power of two (BpfMaps hashes into it).
     uint32_t bitmap_words = 1;
-    while (bitmap_words < options.capacity.prefixes / 2 && bitmap_words < (1u << 24)) bitmap_words <<= 1;
+    while (bitmap_words < options.capacity.prefixes / 2 && bitmap_words < (1u << 24))
+        bitmap_words <<= 1;
     resize(s->maps.anchor_bits, bitmap_words, "anchor_bits");
     resize(s->maps.frags, options.frag_entries, "frags");
 
-    if (!options.pin_dir.empty()) {
+    // Pins live under an ABI-versioned directory: a controller whose map
+    // layout changed starts on fresh maps (and restores its criteria from the
+    // state file) instead of failing on pins it cannot reuse.
+    const std::string pin_dir =
+        options.pin_dir.empty() ? std::string() : abiPinDir(options.pin_dir);
+    std::vector<std::string> map_names;
+    if (!pin_dir.empty()) {
         std::error_code ec;
-        std::filesystem::create_directories(options.pin_dir, ec);
-        if (ec) fail(ec.value(), "create pin directory " + options.pin_dir);
+        std::filesystem::create_directories(pin_dir, ec);
+        if (ec) fail(ec.value(), "create pin directory " + pin_dir);
         ::chmod(options.pin_dir.c_str(), 0700);
+        ::chmod(pin_dir.c_str(), 0700);
         bpf_map* m = nullptr;
         bpf_object__for_each_map(m, s->obj) {
             const std::string name = bpf_map__name(m);
             if (name.find('.') != std::string::npos) continue;  // .rodata etc.
-            const std::string path = options.pin_dir + "/" + name;
+            map_names.push_back(name);
+            const std::string path = pin_dir + "/" + name;
             obj->reused_ |= std::filesystem::exists(path);
             if (int err = bpf_map__set_pin_path(m, path.c_str())) fail(err, "pin path " + path);
         }
     }
 
     if (int err = xtap_bpf__load(s)) fail(err, "load the xtap BPF object (verifier or map reuse)");
+    if (!pin_dir.empty()) removeOtherAbiPins(options.pin_dir, map_names);
     return obj;
+}
+
+std::string XtapObject::abiPinDir(const std::string& pin_dir) {
+    return pin_dir + "/abi-" + std::to_string(XTAP_ABI_VERSION);
+}
+
+// Maps of an older layout are no longer used by anything once ours are
+// loaded (attaching replaces the old programs); unpinning frees them. Only
+// what xtap pinned is touched: other abi-N directories, and the map names
+// pinned directly in pin_dir before pins were versioned.
+void XtapObject::removeOtherAbiPins(const std::string& pin_dir,
+                                    const std::vector<std::string>& map_names) {
+    std::error_code ec;
+    const std::string ours = std::filesystem::path(abiPinDir(pin_dir)).filename();
+    for (const auto& entry : std::filesystem::directory_iterator(pin_dir, ec)) {
+        const std::string name = entry.path().filename();
+        const bool old_abi = name.rfind("abi-", 0) == 0 && name != ours && entry.is_directory(ec);
+        const bool unversioned =
+            std::find(map_names.begin(), map_names.end(), name) != map_names.end();
+        if (old_abi || unversioned) std::filesystem::remove_all(entry.path(), ec);
+    }
 }
 
 XtapObject::~XtapObject() {
     if (skel_) xtap_bpf__destroy(skel_);
 }
 
-int XtapObject::transitProgFd() const { return bpf_program__fd(skel_->progs.xtap_transit); }
-int XtapObject::cloneProgFd() const { return bpf_program__fd(skel_->progs.xtap_clone); }
-int XtapObject::captureProgFd() const { return bpf_program__fd(skel_->progs.xtap_capture); }
+int XtapObject::transitProgFd() const {
+    return bpf_program__fd(skel_->progs.xtap_transit);
+}
+int XtapObject::cloneProgFd() const {
+    return bpf_program__fd(skel_->progs.xtap_clone);
+}
+int XtapObject::captureProgFd() const {
+    return bpf_program__fd(skel_->progs.xtap_capture);
+}
 
 bpf_map* XtapObject::map(const char* name) const {
     bpf_map* m = bpf_object__find_map_by_name(skel_->obj, name);
@@ -74,6 +114,8 @@ bpf_map* XtapObject::map(const char* name) const {
     return m;
 }
 
-int XtapObject::mapFd(const char* name) const { return bpf_map__fd(map(name)); }
+int XtapObject::mapFd(const char* name) const {
+    return bpf_map__fd(map(name));
+}
 
 }  // namespace xtap::dataplane::kernel

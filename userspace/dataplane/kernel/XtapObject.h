@@ -2,11 +2,14 @@
 // resized to the configured capacity before load and, with a pin directory,
 // pinned there; an existing pin is reused, so a restarted controller finds
 // the maps (criteria, counters) the programs kept using while it was away.
+// Pins sit in pin_dir/abi-<XTAP_ABI_VERSION>: a new map layout never tries to
+// reuse an old one.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/DataPlane.h"
 
@@ -22,7 +25,7 @@ struct LoadOptions {
 };
 
 class XtapObject {
-public:
+  public:
     // Throws std::system_error naming what failed.
     static std::unique_ptr<XtapObject> load(const LoadOptions& options);
     ~XtapObject();
@@ -37,9 +40,12 @@ public:
     // True when the maps came from an existing pin (a restart).
     bool reusedPins() const { return reused_; }
     const LoadOptions& options() const { return options_; }
+    static std::string abiPinDir(const std::string& pin_dir);
 
-private:
+  private:
     XtapObject() = default;
+    static void removeOtherAbiPins(const std::string& pin_dir,
+                                   const std::vector<std::string>& map_names);
     ::xtap_bpf* skel_ = nullptr;
     LoadOptions options_;
     bool reused_ = false;
