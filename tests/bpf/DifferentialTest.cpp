@@ -376,13 +376,22 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
         }
         total_packets += kPacketsPerRound;
 
-        // Per-criterion counters agree with the reference's tally.
+        // Per-criterion counters agree with the reference's tally, read slot by
+        // slot and from one batched snapshot of every slot (the tick's way).
         for (const auto& [slot, pb] : expected) {
             if (tainted.count(slot)) continue;
             const auto c = rig.maps().readCounters(slot);
             REQUIRE(c.packets == pb.first);
             REQUIRE(c.bytes == pb.second);
         }
+        REQUIRE(rig.maps().takeCounterSnapshot());
+        for (const auto& [slot, pb] : expected) {
+            if (tainted.count(slot)) continue;
+            const auto c = rig.maps().readCounters(slot);
+            REQUIRE(c.packets == pb.first);
+            REQUIRE(c.bytes == pb.second);
+        }
+        rig.maps().dropCounterSnapshot();
     }
     MESSAGE(total_filters << " filters, " << total_packets << " packets, " << total_matched
                           << " matched, " << total_fragments_followed

@@ -117,8 +117,22 @@ ID2=$(list_field "$B" CRITERIA-ID)
 echo "Criteria-IDs: $ID1 (static), $ID2 (Timeout-Total 4 s)"
 [[ -n "$ID1" && -n "$ID2" && "$ID1" != "$ID2" ]] || fail "no Criteria-IDs in the ADD replies"
 [[ $(stat -c %a "$WORK/state/state.json") == 600 ]] || fail "state file mode is not 0600"
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['format']=='xtap-state' and len(d['store']['criteria'])==2" \
-    "$WORK/state/state.json" || fail "state file does not hold both criteria"
+[[ $(stat -c %a "$WORK/state/state.journal") == 600 ]] || fail "state journal mode is not 0600"
+# Acknowledged means durable: both criteria are in the state file or in the
+# journal that continues it (compaction rewrites the file only now and then).
+python3 - "$WORK/state/state.json" "$WORK/state/state.journal" <<'PY' || fail "state file and journal do not hold both criteria"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d['format'] == 'xtap-state'
+ids = {(c['user'], c['id']) for c in d['store']['criteria']}
+lines = open(sys.argv[2]).read().splitlines()
+assert json.loads(lines[0])['gen'] == d['saved']['journal_gen'], 'journal of another generation'
+for line in lines[1:]:
+    r = json.loads(line)
+    if r['op'] == 'put': ids.add((r['criterion']['user'], r['criterion']['id']))
+    if r['op'] == 'del': ids.discard((r['user'], r['id']))
+assert len(ids) == 2, ids
+PY
 
 note "steady traffic (ping, 100/s) through the router; kill -9 xtapd; restart"
 PINGS=4000  # 40 s: generous for a slow restart under load
@@ -136,6 +150,9 @@ T0=$(date +%s.%N)
 wait_ready
 grep -q "^info restart: " "$LOG" || { cat "$LOG"; fail "no restart line in the log"; }
 grep "restart: " "$LOG"
+# The ADDs were never compacted into the state file: the journal brought them back.
+grep -q "state journal: [0-9]* changes since the last save applied" "$LOG" ||
+    fail "the restart did not replay the state journal"
 grep -q "198.18.1.2" "$LOG" && fail "a target address in xtapd's log"
 RESTORED_AT=$(copies)
 wait_for 2 copies_above "$RESTORED_AT" ||

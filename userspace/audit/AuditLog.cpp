@@ -21,11 +21,14 @@ using json = nlohmann::json;
 
 namespace {
 
-EVP_PKEY* pk(void* p) { return static_cast<EVP_PKEY*>(p); }
+EVP_PKEY* pk(void* p) {
+    return static_cast<EVP_PKEY*>(p);
+}
 
 std::string base64(const unsigned char* data, size_t len) {
     std::string out(4 * ((len + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
+    const int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
     out.resize(static_cast<size_t>(n));
     return out;
 }
@@ -33,7 +36,8 @@ std::string base64(const unsigned char* data, size_t len) {
 std::string unbase64(const std::string& text) {
     std::string out(3 * (text.size() / 4) + 3, '\0');
     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+                                  reinterpret_cast<const unsigned char*>(text.data()),
+                                  static_cast<int>(text.size()));
     if (n < 0) return {};
     size_t len = static_cast<size_t>(n);
     for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;  // padding
@@ -44,12 +48,14 @@ std::string unbase64(const std::string& text) {
 std::string nowUtc() {
     const auto now = std::chrono::system_clock::now();
     const auto t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[96];  // roomy: the compiler cannot bound the %d fields
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
     return buf;
 }
 
@@ -57,7 +63,9 @@ std::string nowUtc() {
     throw std::system_error(err, std::generic_category(), what);
 }
 
-std::string headPayload(const Head& h) { return std::to_string(h.seq) + " " + h.hash; }
+std::string headPayload(const Head& h) {
+    return std::to_string(h.seq) + " " + h.hash;
+}
 
 }  // namespace
 
@@ -90,16 +98,19 @@ std::unique_ptr<Ed25519Key> Ed25519Key::generate() {
     return std::unique_ptr<Ed25519Key>(new Ed25519Key(key, true));
 }
 
-Ed25519Key::~Ed25519Key() { EVP_PKEY_free(pk(pkey_)); }
+Ed25519Key::~Ed25519Key() {
+    EVP_PKEY_free(pk(pkey_));
+}
 
 std::string Ed25519Key::sign(const std::string& bytes) const {
     if (!private_) throw std::runtime_error("a public key cannot sign");
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     unsigned char sig[64];
     size_t len = sizeof sig;
-    const bool ok = EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, pk(pkey_)) == 1 &&
-                    EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(bytes.data()),
-                                   bytes.size()) == 1;
+    const bool ok =
+        EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, pk(pkey_)) == 1 &&
+        EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(bytes.data()),
+                       bytes.size()) == 1;
     EVP_MD_CTX_free(ctx);
     if (!ok) throw std::runtime_error("Ed25519 signing failed");
     return base64(sig, len);
@@ -109,9 +120,10 @@ bool Ed25519Key::verify(const std::string& bytes, const std::string& signature_b
     const std::string sig = unbase64(signature_b64);
     if (sig.size() != 64) return false;
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    const bool ok = EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pk(pkey_)) == 1 &&
-                    EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                                     reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()) == 1;
+    const bool ok =
+        EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pk(pkey_)) == 1 &&
+        EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()) == 1;
     EVP_MD_CTX_free(ctx);
     return ok;
 }
@@ -148,7 +160,8 @@ std::string sha256Hex(const std::string& bytes) {
     return out;
 }
 
-std::string sealRecord(json fields, uint64_t seq, const std::string& prev_hash, const Ed25519Key& key) {
+std::string sealRecord(json fields, uint64_t seq, const std::string& prev_hash,
+                       const Ed25519Key& key) {
     fields.erase("sig");
     fields["seq"] = seq;
     fields["prev"] = prev_hash;
@@ -177,8 +190,9 @@ VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optio
         } catch (const json::exception&) {
             return bad("not a JSON record (edited or truncated)");
         }
-        if (!rec.is_object() || !rec.contains("sig") || !rec.contains("seq") || !rec.contains("prev") ||
-            !rec["sig"].is_string() || !rec["seq"].is_number_unsigned() || !rec["prev"].is_string())
+        if (!rec.is_object() || !rec.contains("sig") || !rec.contains("seq") ||
+            !rec.contains("prev") || !rec["sig"].is_string() || !rec["seq"].is_number_unsigned() ||
+            !rec["prev"].is_string())
             return bad("missing seq, prev or sig");
         // xtapd writes each record in canonical form; any other spelling of the
         // same fields (spaces, key order, escapes) is an edit of this record.
@@ -189,7 +203,8 @@ VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optio
         if (!key.verify(body.dump(), sig)) return bad("signature does not verify (record edited)");
         if (rec["seq"].get<uint64_t>() != expected_seq)
             return bad("sequence " + std::to_string(rec["seq"].get<uint64_t>()) + " where " +
-                       std::to_string(expected_seq) + " was due (record deleted, inserted or reordered)");
+                       std::to_string(expected_seq) +
+                       " was due (record deleted, inserted or reordered)");
         if (rec["prev"].get<std::string>() != prev)
             return bad("does not chain to the record before it (deleted, inserted or reordered)");
         prev = sha256Hex(line);
@@ -199,8 +214,9 @@ VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optio
     if (head) {
         if (head->seq != r.records || (r.records && head->hash != prev)) {
             r.bad_line = r.records + 1;
-            r.reason = "the log ends at record " + std::to_string(r.records) + " but the head says " +
-                       std::to_string(head->seq) + " (truncated or replaced)";
+            r.reason = "the log ends at record " + std::to_string(r.records) +
+                       " but the head says " + std::to_string(head->seq) +
+                       " (truncated or replaced)";
             return r;
         }
     }
@@ -222,7 +238,8 @@ std::optional<Head> readHead(const std::string& head_path, const Ed25519Key& key
     }
 }
 
-VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key, const FileCheck& check) {
+VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key,
+                        const FileCheck& check) {
     VerifyResult failed;
     std::ifstream log(log_path);
     if (!log) {
@@ -233,20 +250,24 @@ VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key, cons
     std::optional<Head> head;
     if (check.require_head) {
         if (!std::ifstream(head_path)) {
-            failed.reason = "no head file " + head_path + ": a truncated log cannot be told from a whole one";
+            failed.reason =
+                "no head file " + head_path + ": a truncated log cannot be told from a whole one";
             return failed;
         }
         head = readHead(head_path, key);
         if (!head) {
-            failed.reason = "head file " + head_path + " does not verify (edited, or signed by another key)";
+            failed.reason =
+                "head file " + head_path + " does not verify (edited, or signed by another key)";
             return failed;
         }
     }
     return verifyLog(log, key, head);
 }
 
-AuditLog::AuditLog(std::string path, std::unique_ptr<Ed25519Key> key) : path_(std::move(path)), key_(std::move(key)) {
-    if (!key_ || !key_->canSign()) throw std::runtime_error("the audit log needs an Ed25519 private key");
+AuditLog::AuditLog(std::string path, std::unique_ptr<Ed25519Key> key)
+    : path_(std::move(path)), key_(std::move(key)) {
+    if (!key_ || !key_->canSign())
+        throw std::runtime_error("the audit log needs an Ed25519 private key");
     // Continue the chain where the file ends.
     {
         std::ifstream in(path_);
@@ -264,11 +285,31 @@ AuditLog::AuditLog(std::string path, std::unique_ptr<Ed25519Key> key) : path_(st
 }
 
 AuditLog::~AuditLog() {
+    try {
+        sync();  // deferred records of a clean stop
+    } catch (const std::system_error&) {
+        // The records are written; only their fsync and the head are missing.
+    }
     if (fd_ >= 0) ::close(fd_);
 }
 
 void AuditLog::append(json fields) {
     std::lock_guard guard(mutex_);
+    writeRecord(std::move(fields));
+    syncLocked();
+}
+
+void AuditLog::appendDeferred(json fields) {
+    std::lock_guard guard(mutex_);
+    writeRecord(std::move(fields));
+}
+
+void AuditLog::sync() {
+    std::lock_guard guard(mutex_);
+    syncLocked();
+}
+
+void AuditLog::writeRecord(json fields) {
     fields["time"] = nowUtc();
     const std::string line = sealRecord(std::move(fields), head_.seq + 1, head_.hash, *key_) + "\n";
     size_t off = 0;
@@ -280,17 +321,26 @@ void AuditLog::append(json fields) {
         }
         off += static_cast<size_t>(n);
     }
-    if (::fdatasync(fd_) != 0) fail(errno, "sync audit log");
     head_ = {head_.seq + 1, sha256Hex(line.substr(0, line.size() - 1))};
+    unsynced_ = true;
+}
 
+// One fdatasync and one head for every record written since the last sync:
+// a burst of pipelined requests costs one round trip to the disk, not one each.
+void AuditLog::syncLocked() {
+    if (!unsynced_) return;
+    if (::fdatasync(fd_) != 0) fail(errno, "sync audit log");
     const std::string tmp = headPath() + ".tmp";
-    const json h = {{"seq", head_.seq}, {"hash", head_.hash}, {"sig", key_->sign(headPayload(head_))}};
+    const json h = {
+        {"seq", head_.seq}, {"hash", head_.hash}, {"sig", key_->sign(headPayload(head_))}};
     const std::string text = h.dump() + "\n";
     const int hfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (hfd < 0) fail(errno, "write audit head");
-    const bool ok = ::write(hfd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(hfd) == 0;
+    const bool ok =
+        ::write(hfd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(hfd) == 0;
     ::close(hfd);
     if (!ok || ::rename(tmp.c_str(), headPath().c_str()) != 0) fail(errno, "write audit head");
+    unsynced_ = false;
 }
 
 }  // namespace xtap::audit

@@ -16,7 +16,7 @@
 namespace xtap::audit {
 
 class Ed25519Key {
-public:
+  public:
     // PEM private key (PKCS#8), or a public key for a verify-only key.
     static std::unique_ptr<Ed25519Key> fromPem(const std::string& pem);
     static std::unique_ptr<Ed25519Key> generate();  // tests and first start
@@ -30,7 +30,7 @@ public:
     std::string privatePem() const;
     std::string publicPem() const;
 
-private:
+  private:
     explicit Ed25519Key(void* pkey, bool has_private) : pkey_(pkey), private_(has_private) {}
     void* pkey_;  // EVP_PKEY*
     bool private_;
@@ -58,10 +58,10 @@ struct VerifyResult {
 // that the log ends where the head says (no truncated tail).
 VerifyResult verifyLog(std::istream& in, const Ed25519Key& key, const std::optional<Head>& head);
 
-// Writer: appends sealed records, fsyncs each, keeps the head file current
+// Writer: appends sealed records, fsyncs them, keeps the head file current
 // (written to a temporary file, fsynced, renamed). Files are mode 0600.
 class AuditLog {
-public:
+  public:
     AuditLog(std::string path, std::unique_ptr<Ed25519Key> key);
     ~AuditLog();
     AuditLog(const AuditLog&) = delete;
@@ -71,18 +71,27 @@ public:
     // be made durable (the caller must not act on an unaudited request).
     // Thread-safe: SSH session threads append concurrently.
     void append(nlohmann::json fields);
+    // Writes the record but leaves it, and the head, to the next sync(): for a
+    // batch of requests whose replies wait for that sync (group commit).
+    void appendDeferred(nlohmann::json fields);
+    // Makes every record written so far durable and the head current; throws
+    // std::system_error like append. Cheap when nothing is pending.
+    void sync();
     Head head() const {
         std::lock_guard guard(mutex_);
         return head_;
     }
     std::string headPath() const { return path_ + ".head"; }
 
-private:
+  private:
     std::string path_;
     std::unique_ptr<Ed25519Key> key_;
     int fd_ = -1;
     mutable std::mutex mutex_;  // one record at a time: seq and prev must chain
     Head head_;
+    bool unsynced_ = false;  // records written since the last fdatasync and head
+    void writeRecord(nlohmann::json fields);
+    void syncLocked();
 };
 
 std::optional<Head> readHead(const std::string& head_path, const Ed25519Key& key);
@@ -95,6 +104,7 @@ struct FileCheck {
     std::string head_path;  // "" = log_path + ".head"
     bool require_head = true;
 };
-VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key, const FileCheck& check = {});
+VerifyResult verifyFile(const std::string& log_path, const Ed25519Key& key,
+                        const FileCheck& check = {});
 
 }  // namespace xtap::audit

@@ -36,7 +36,6 @@ MatchCounters operator+(const MatchCounters& a, const MatchCounters& b) {
     return MatchCounters{a.packets + b.packets, a.bytes + b.bytes};
 }
 
-// A destination endpoint, for the 551 quota.
 using Endpoint = std::tuple<Family, Address, uint16_t>;
 
 Endpoint endpointOf(const ContentDestination& d) {
@@ -380,6 +379,10 @@ SavedCriterion savedFrom(const json& j) {
 
 }  // namespace
 
+json seqStateToJson(const dtcp::SeqWindowState& state) {
+    return seqStateJson(state);
+}
+
 // --- lifetime ------------------------------------------------------------------------
 
 Lifetime lifetimeOf(const Criterion& c, const MatchCounters& matched, uint64_t now_ns) {
@@ -459,15 +462,21 @@ size_t CriteriaStore::countOf(std::string_view user) const {
 }
 
 size_t CriteriaStore::destinationCountOf(std::string_view user) const {
-    std::set<Endpoint> endpoints;
     const auto it = users_.find(user);
-    if (it == users_.end()) return 0;
-    for (const auto& [id, c] : it->second.criteria) {
-        for (const ContentDestination& d : c.publication.destinations) {
-            endpoints.insert(endpointOf(d));
+    return it == users_.end() ? 0 : it->second.endpoints.size();
+}
+
+void CriteriaStore::countEndpoints(UserCriteria& user, const Criterion& c, int delta) {
+    // A criterion naming one endpoint twice counts it once.
+    std::set<Endpoint> mine;
+    for (const ContentDestination& d : c.publication.destinations) mine.insert(endpointOf(d));
+    for (const Endpoint& e : mine) {
+        if (delta > 0) {
+            ++user.endpoints[e];
+        } else if (const auto it = user.endpoints.find(e); it != user.endpoints.end()) {
+            if (--it->second == 0) user.endpoints.erase(it);
         }
     }
-    return endpoints.size();
 }
 
 MatchCounters CriteriaStore::matched(const Criterion& c) const {
@@ -499,18 +508,17 @@ AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const I
     if (countOf(added.user) >= quota.max_criteria) return AddRefusal::UserCriteriaQuota;
     if (total_ >= limits_.max_total_criteria) return AddRefusal::TotalCriteriaQuota;
 
-    std::set<Endpoint> endpoints;
-    if (const auto it = users_.find(added.user); it != users_.end()) {
-        for (const auto& [other_id, c] : it->second.criteria) {
-            for (const ContentDestination& d : c.publication.destinations) {
-                endpoints.insert(endpointOf(d));
-            }
+    {
+        const auto it = users_.find(added.user);
+        size_t endpoints = it == users_.end() ? 0 : it->second.endpoints.size();
+        std::set<Endpoint> fresh;
+        for (const ContentDestination& d : added.publication.destinations) {
+            const Endpoint e = endpointOf(d);
+            if (it == users_.end() || !it->second.endpoints.count(e)) fresh.insert(e);
         }
+        endpoints += fresh.size();
+        if (endpoints > quota.max_content_destinations) return AddRefusal::DestinationQuota;
     }
-    for (const ContentDestination& d : added.publication.destinations) {
-        endpoints.insert(endpointOf(d));
-    }
-    if (endpoints.size() > quota.max_content_destinations) return AddRefusal::DestinationQuota;
 
     Criterion c;
     c.key = CriterionKey{added.user, id};
@@ -533,6 +541,7 @@ AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const I
     UserCriteria& user = users_[c.key.user];
     user.last_id = id;
     Criterion& stored = user.criteria.emplace(id, std::move(c)).first->second;
+    countEndpoints(user, stored, +1);
     index(stored);
     ++total_;
     return id;
@@ -545,6 +554,7 @@ bool CriteriaStore::remove(const CriterionKey& key) {
     if (it == user->second.criteria.end()) return false;
     data_plane_.withdraw(it->second.slot);
     by_slot_.erase(it->second.slot.slot);
+    countEndpoints(user->second, it->second, -1);
     user->second.criteria.erase(it);  // the user entry stays: it holds the ID counter
     --total_;
     return true;
@@ -616,45 +626,46 @@ void CriteriaStore::addDropped(uint32_t slot, uint64_t packets, uint64_t bytes) 
 
 // --- persistence ---------------------------------------------------------------------
 
+json CriteriaStore::criterionJson(const Criterion& c, const Instant& now) const {
+    // One read: matched and the slot's share of it must agree.
+    const dataplane::SlotCounters slot = data_plane_.counters(c.slot);
+    json destinations = json::array();
+    for (const ContentDestination& d : c.publication.destinations) {
+        destinations.push_back(destinationJson(d));
+    }
+    json entry{{"user", c.key.user},
+               {"id", c.key.id},
+               {"request", requestJson(c.request)},
+               {"client_address", c.client_address},
+               {"destinations", destinations},
+               {"effective_priority", c.publication.effective_priority},
+               {"limits", timeoutsJson(c.limits)},
+               {"added", timestampText(c.added)},
+               {"refresh_count", c.refresh_count},
+               {"last_refresh", timestampText(c.last_refresh)},
+               {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
+               {"counted_at_refresh", countersJson(c.counted_at_refresh)},
+               {"dropped", countersJson(c.dropped)}};
+    if (data_plane_.isLive(c.slot)) {
+        entry["slot"] = {{"slot", c.slot.slot},
+                         {"gen", c.slot.gen},
+                         {"counted", countersJson({slot.packets, slot.bytes})}};
+    }
+    if (c.total_deadline_ns != 0) {
+        entry["total_remaining_ns"] = saturatingSub(c.total_deadline_ns, now.boottime_ns);
+    }
+    if (c.limits.idle_seconds) {
+        entry["idle_remaining_ns"] = saturatingSub(c.idle_deadline_ns, now.boottime_ns);
+    }
+    return entry;
+}
+
 json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) const {
     json last_ids = json::object();
     json criteria = json::array();
     for (const auto& [user, u] : users_) {
         last_ids[user] = u.last_id;
-        for (const auto& [id, c] : u.criteria) {
-            // One read: matched and the slot's share of it must agree.
-            const dataplane::SlotCounters slot = data_plane_.counters(c.slot);
-            json destinations = json::array();
-            for (const ContentDestination& d : c.publication.destinations) {
-                destinations.push_back(destinationJson(d));
-            }
-            json entry{
-                {"user", user},
-                {"id", id},
-                {"request", requestJson(c.request)},
-                {"client_address", c.client_address},
-                {"destinations", destinations},
-                {"effective_priority", c.publication.effective_priority},
-                {"limits", timeoutsJson(c.limits)},
-                {"added", timestampText(c.added)},
-                {"refresh_count", c.refresh_count},
-                {"last_refresh", timestampText(c.last_refresh)},
-                {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
-                {"counted_at_refresh", countersJson(c.counted_at_refresh)},
-                {"dropped", countersJson(c.dropped)}};
-            if (data_plane_.isLive(c.slot)) {
-                entry["slot"] = {{"slot", c.slot.slot},
-                                 {"gen", c.slot.gen},
-                                 {"counted", countersJson({slot.packets, slot.bytes})}};
-            }
-            if (c.total_deadline_ns != 0) {
-                entry["total_remaining_ns"] = saturatingSub(c.total_deadline_ns, now.boottime_ns);
-            }
-            if (c.limits.idle_seconds) {
-                entry["idle_remaining_ns"] = saturatingSub(c.idle_deadline_ns, now.boottime_ns);
-            }
-            criteria.push_back(std::move(entry));
-        }
+        for (const auto& [id, c] : u.criteria) criteria.push_back(criterionJson(c, now));
     }
     json seq = json::object();
     for (const auto& [user, state] : seq_states) seq[user] = seqStateJson(state);
@@ -663,6 +674,39 @@ json CriteriaStore::toJson(const Instant& now, const SeqStates& seq_states) cons
                 {"last_ids", last_ids},
                 {"seq_states", seq},
                 {"criteria", criteria}};
+}
+
+void CriteriaStore::dumpJson(std::string& out, const Instant& now,
+                             const SeqStates& seq_states) const {
+    json last_ids = json::object();
+    for (const auto& [user, u] : users_) last_ids[user] = u.last_id;
+    json seq = json::object();
+    for (const auto& [user, state] : seq_states) seq[user] = seqStateJson(state);
+    const json rest{{"format", kFormatName},
+                    {"version", kFormatVersion},
+                    {"last_ids", last_ids},
+                    {"seq_states", seq}};
+    // nlohmann dumps keys sorted and "criteria" sorts first: the same text.
+    const size_t start = out.size();
+    out += "{\"criteria\":[";
+    bool first = true;
+    for (const auto& [user, u] : users_) {
+        for (const auto& [id, c] : u.criteria) {
+            if (!first) out += ',';
+            out += criterionJson(c, now).dump();
+            if (first && total_ > 1) {
+                // One allocation for the whole text, not a doubling series of copies.
+                out.reserve(out.size() + (out.size() - start) * (total_ - 1) * 9 / 8 + 4096);
+            }
+            first = false;
+        }
+    }
+    out += "],";
+    out.append(rest.dump(), 1);  // without its "{"
+}
+
+SavedCriterion CriteriaStore::parseCriterionJson(const json& criterion) {
+    return savedFrom(criterion);
 }
 
 std::variant<StoreSnapshot, std::string> CriteriaStore::parseJson(const json& document) {
@@ -751,6 +795,7 @@ void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
     UserCriteria& user = users_[c.key.user];
     user.last_id = std::max(user.last_id, c.key.id);
     Criterion& stored = user.criteria.emplace(c.key.id, std::move(c)).first->second;
+    countEndpoints(user, stored, +1);
     index(stored);
     ++total_;
     ++report.restored;

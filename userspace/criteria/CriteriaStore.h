@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -242,8 +243,16 @@ class CriteriaStore {
 
     // --- persistence -------------------------------------------------------------
     nlohmann::json toJson(const Instant& now, const SeqStates& seq_states) const;
+    // One criterion as toJson writes it (the state journal's put record).
+    nlohmann::json criterionJson(const Criterion& c, const Instant& now) const;
+    // Appends toJson(now, seq_states).dump() to `out`, one criterion at a
+    // time: the whole store as JSON values costs ~13 KB a criterion.
+    void dumpJson(std::string& out, const Instant& now, const SeqStates& seq_states) const;
     // Reads what toJson wrote; an error names the JSON pointer at fault.
     static std::variant<StoreSnapshot, std::string> parseJson(const nlohmann::json& document);
+    // One entry of toJson's "criteria", read back as parseJson does (throws
+    // what nlohmann throws): for readers that stream the criteria.
+    static SavedCriterion parseCriterionJson(const nlohmann::json& criterion);
     // Republishes the saved criteria under their IDs (the rebuild decides what
     // each publishes) and raises the ID counters to at least the saved ones.
     // A DataPlane that is restoring takes over the saved slots still live in
@@ -254,10 +263,16 @@ class CriteriaStore {
                           const RestoreRebuild& rebuild);
 
   private:
+    // A content destination's outer endpoint, for the 551 quota.
+    using Endpoint = std::tuple<dataplane::Family, dataplane::Address, uint16_t>;
     struct UserCriteria {
         uint32_t last_id = 0;  // only grows: IDs are never reused
         std::map<uint32_t, Criterion> criteria;
+        // How many of the user's criteria copy to each endpoint: the quota
+        // check on ADD is a lookup, not a walk over every criterion.
+        std::map<Endpoint, uint32_t> endpoints;
     };
+    static void countEndpoints(UserCriteria& user, const Criterion& c, int delta);
 
     Criterion* findMutable(const CriterionKey& key);
     // Publishes `filters` with c's priority and deadline; changes nothing in c.
@@ -265,7 +280,8 @@ class CriteriaStore {
         const std::vector<dataplane::Filter>& filters, const Criterion& c);
     void index(Criterion& c) { by_slot_[c.slot.slot] = &c; }
     void restoreOne(const SavedCriterion& saved, const Instant& now, const RestoreRebuild& rebuild,
-                    bool in_place, RestoreReport& report, std::vector<const SavedCriterion*>& later);
+                    bool in_place, RestoreReport& report,
+                    std::vector<const SavedCriterion*>& later);
 
     dataplane::DataPlane& data_plane_;
     StoreLimits limits_;
@@ -273,5 +289,8 @@ class CriteriaStore {
     std::unordered_map<uint32_t, Criterion*> by_slot_;
     size_t total_ = 0;
 };
+
+// A Seq window as the state file holds it (the state journal's seq record).
+nlohmann::json seqStateToJson(const dtcp::SeqWindowState& state);
 
 }  // namespace xtap::criteria

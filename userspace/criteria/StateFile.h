@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "criteria/CriteriaStore.h"
+#include "criteria/StateJournal.h"
 
 namespace xtap::criteria {
 
@@ -29,18 +30,23 @@ struct StateClock {
 };
 
 // The file's text for `store` (toJson of the store and the Seq windows).
+// `journal_gen` names the state journal that continues this file (StateJournal.h).
 std::string formatStateFile(const CriteriaStore& store, const Instant& now, const SeqStates& seq,
-                            const StateClock& clock);
+                            const StateClock& clock, uint64_t journal_gen = 0);
 
 struct LoadedState {
     StoreSnapshot snapshot;   // times already moved on to `now`
     uint64_t elapsed_ns = 0;  // since the save
     bool same_boot = false;   // the pinned maps can still hold its slots
     StateClock saved;
+    JournalApplied journal;  // what the state journal added to the file
 };
 
 // Parses and checks the file's text. The error names the JSON location and
 // what is wrong with it (never a value: values may name targets).
-std::variant<LoadedState, std::string> parseStateFile(std::string_view text, const StateClock& now);
+// With `journal` (StateJournal.h), the changes acknowledged since the file was
+// written are applied as the criteria are read (crash recovery).
+std::variant<LoadedState, std::string> parseStateFile(std::string_view text, const StateClock& now,
+                                                      std::string_view journal = {});
 
 }  // namespace xtap::criteria

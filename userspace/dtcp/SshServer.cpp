@@ -720,6 +720,7 @@ class Connection {
     bool authenticated_ = false;
     unsigned failed_attempts_ = 0;
     unsigned poll_errors_ = 0;
+    bool replies_unsynced_ = false;  // replies queued since the endpoint last made them durable
     std::string user_;
     std::string auth_method_;
     std::string key_fingerprint_;
@@ -1094,6 +1095,7 @@ void Connection::receive(Channel& channel, std::string_view bytes) {
             beginClose(channel, ChannelCloseReason::EndpointFailed, 1);
             break;
         }
+        replies_unsynced_ = true;
         for (const std::string& reply : replies) {
             if (!queueOutbound(channel, reply)) break;
         }
@@ -1169,6 +1171,17 @@ bool Connection::socketWritable() const {
 }
 
 void Connection::flush(Channel& channel) {
+    // No reply leaves before what it acknowledges is durable.
+    if (replies_unsynced_ && channel.pending() > 0) {
+        replies_unsynced_ = false;
+        try {
+            server_.endpoint.onMessagesHandled();
+        } catch (...) {
+            log(SshLogLevel::Error, "endpoint could not make its changes durable: closing");
+            end(ChannelCloseReason::EndpointFailed);
+            return;
+        }
+    }
     // Only as much as the peer's window takes and only while the kernel takes
     // it: libssh's own buffer then stays small and `outbound` is the bound.
     while (channel.pending() > 0 && !channel.peer_closed) {

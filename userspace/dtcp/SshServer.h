@@ -145,6 +145,11 @@ class DtcpEndpoint {
     virtual std::vector<std::string> onMessage(const SessionInfo& info,
                                                std::string_view message_bytes) = 0;
     virtual void onClose(const SessionInfo& /*info*/, ChannelCloseReason /*reason*/) {}
+    // Before the replies to the messages handled since the last call are
+    // written: the endpoint makes what they acknowledge durable here, once for
+    // a whole burst of pipelined requests (group commit). Throwing ends the
+    // session with those replies unsent.
+    virtual void onMessagesHandled() {}
 };
 
 struct SshServerCounters {

@@ -167,3 +167,38 @@ TEST_CASE("audit log: concurrent appends from several threads keep one chain") {
     CHECK_MESSAGE(r.ok, r.reason);
     CHECK(r.records == kThreads * kRecords);
 }
+
+TEST_CASE("audit log: deferred records reach the head at sync, one sync for a batch") {
+    TempDir dir;
+    const std::string file = (dir.path / "audit.jsonl").string();
+    auto key = Ed25519Key::generate();
+    auto pub = Ed25519Key::fromPem(key->publicPem());
+    AuditLog log(file, Ed25519Key::fromPem(key->privatePem()));
+    log.append({{"event", "start"}});
+    for (int i = 0; i < 5; ++i) log.appendDeferred({{"event", "dtcp"}, {"n", i}});
+    // Written and chained, but the head still says 1: not yet vouched for.
+    CHECK(log.head().seq == 6);
+    CHECK(readHead(file + ".head", *pub)->seq == 1);
+    CHECK(verifyFile(file, *pub, {"", false}).records == 6);
+    CHECK_FALSE(verifyFile(file, *pub).ok);
+    log.sync();
+    CHECK(readHead(file + ".head", *pub)->seq == 6);
+    const auto r = verifyFile(file, *pub);
+    CHECK_MESSAGE(r.ok, r.reason);
+    CHECK(r.records == 6);
+    log.sync();  // nothing pending: no change
+    CHECK(readHead(file + ".head", *pub)->seq == 6);
+}
+
+TEST_CASE("audit log: a clean stop syncs deferred records") {
+    TempDir dir;
+    const std::string file = (dir.path / "audit.jsonl").string();
+    auto key = Ed25519Key::generate();
+    {
+        AuditLog log(file, Ed25519Key::fromPem(key->privatePem()));
+        log.appendDeferred({{"event", "dtcp"}});
+    }
+    const auto r = verifyFile(file, *Ed25519Key::fromPem(key->publicPem()));
+    CHECK_MESSAGE(r.ok, r.reason);
+    CHECK(r.records == 1);
+}

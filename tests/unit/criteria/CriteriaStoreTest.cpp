@@ -176,6 +176,15 @@ TEST_CASE("quotas: per user, global total, distinct destinations; refusals alloc
         CHECK(f.store.destinationCountOf("alice") == 2);
         // Another user's destinations are not counted against alice.
         f.add("bob", request("192.0.2.4", idle(60)), at(0), quota, 52);
+        // An endpoint is freed when its last criterion goes, not before.
+        CHECK(f.store.remove({"alice", 2}));
+        CHECK(f.store.destinationCountOf("alice") == 2);
+        CHECK(std::holds_alternative<AddRefusal>(
+            f.store.add(newCriterion("alice", request("192.0.2.5", idle(60)), 52), quota, at(0))));
+        CHECK(f.store.remove({"alice", 3}));
+        CHECK(f.store.destinationCountOf("alice") == 1);
+        f.add("alice", request("192.0.2.6", idle(60)), at(0), quota, 52);
+        CHECK(f.store.destinationCountOf("alice") == 2);
     }
     SUBCASE("the data plane refuses the filters") {
         StoreFixture f;

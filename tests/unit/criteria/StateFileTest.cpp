@@ -3,6 +3,8 @@
 // down, and a clear error for a file that cannot be trusted.
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -131,6 +133,56 @@ TEST_CASE("a restart on the same maps keeps the slots, the gap's counts and the 
     CHECK(store.nextCriteriaId("alice") == 4);  // 2 was deleted, never reused
 }
 
+TEST_CASE("the state journal's changes since the save are applied on load") {
+    Before before;
+    const uint32_t first = before.add(request("198.18.2.2", total(600)), at(0));
+    const uint32_t second = before.add(request("198.18.2.3", {}, true), at(0));
+    const std::string text = formatStateFile(before.store, at(100), {}, clockAt(100), 77);
+
+    // After the save: a third criterion at 110 s (600 s total), the second deleted,
+    // a Seq window moved; then xtapd is killed and starts at 130 s.
+    const uint32_t third = before.add(request("198.18.2.4", total(600)), at(110));
+    REQUIRE(before.store.remove(CriterionKey{"alice", second}));
+    dtcp::SeqWindowState window;
+    window.has_baseline = true;
+    window.highest = 9;
+    const Criterion* added = before.store.find(CriterionKey{"alice", third});
+    REQUIRE(added);
+    std::string journal = journalHeader(77) + "\n" +
+                          journalPut(before.store.criterionJson(*added, at(110)), 110 * kSecond) +
+                          "\n" + journalDelete("alice", second) + "\n" +
+                          journalSeq("alice", seqStateToJson(window)) + "\n";
+
+    SUBCASE("applied") {
+        const auto loaded = parseStateFile(text, clockAt(130), journal + "{\"op\":\"del");
+        REQUIRE(std::holds_alternative<LoadedState>(loaded));
+        const LoadedState& state = std::get<LoadedState>(loaded);
+        CHECK(state.journal.records == 3);
+        CHECK(state.journal.torn_tail);  // never acknowledged: ignored
+        std::set<uint32_t> ids;
+        for (const auto& c : state.snapshot.criteria) ids.insert(c.key.id);
+        CHECK(ids == std::set<uint32_t>{first, third});
+        CHECK(state.snapshot.last_ids.at("alice") == third);
+        CHECK(state.snapshot.seq_states.at("alice").highest == 9);
+        for (const auto& c : state.snapshot.criteria)
+            if (c.key.id == third)  // added at 110 with 600 s: 580 s left at 130
+                CHECK(c.total_remaining_ns == std::optional<uint64_t>(580 * kSecond));
+    }
+    SUBCASE("a journal of another generation is already in the file") {
+        const auto loaded = parseStateFile(
+            text, clockAt(130), journalHeader(76) + "\n" + journalDelete("alice", first) + "\n");
+        REQUIRE(std::holds_alternative<LoadedState>(loaded));
+        CHECK(std::get<LoadedState>(loaded).journal.stale);
+        CHECK(std::get<LoadedState>(loaded).snapshot.criteria.size() == 2);
+    }
+    SUBCASE("a damaged record before the last makes the state unusable") {
+        const auto loaded =
+            parseStateFile(text, clockAt(130), journalHeader(77) + "\n{damaged\n" + journal);
+        REQUIRE(std::holds_alternative<std::string>(loaded));
+        CHECK(std::get<std::string>(loaded).find("state journal: journal line 2") == 0);
+    }
+}
+
 TEST_CASE("a deadline that passed while xtapd was down loads as expired") {
     Before before;
     const uint32_t id = before.add(request("198.18.2.2", total(60)), at(0));
@@ -209,6 +261,56 @@ TEST_CASE("a state file that cannot be trusted gets an error naming the place an
     // No target in any error.
     for (const std::string& e : {errorOf(other.dump()), errorOf(good.substr(0, 80))})
         CHECK(e.find("198.18") == std::string::npos);
+}
+
+TEST_CASE("the state file written and read a criterion at a time is the whole document's JSON") {
+    Before before;
+    before.add(request("198.18.2.2", total(600)), at(0));
+    before.add(request("198.18.2.3", {}, true), at(0));
+    const AddResult bob =
+        before.store.add(NewCriterion{"bob", request("198.18.2.4", total(60)), "192.0.2.78",
+                                      publicationOf(request("198.18.2.4", total(60)))},
+                         {}, at(0));
+    REQUIRE(std::holds_alternative<uint32_t>(bob));
+    SeqStates seq;
+    seq["bob"].has_baseline = true;
+    seq["bob"].highest = 7;
+    const StateClock clock = clockAt(5);
+    const std::string text = formatStateFile(before.store, at(5), seq, clock, 3);
+    const json whole{{"format", "xtap-state"},
+                     {"version", 1},
+                     {"saved",
+                      {{"unix_ms", clock.unix_ms},
+                       {"boottime_ns", clock.boottime_ns},
+                       {"boot_id", clock.boot_id},
+                       {"journal_gen", 3}}},
+                     {"store", before.store.toJson(at(5), seq)}};
+    CHECK(text == whole.dump() + "\n");
+    CriteriaStore empty(before.plane, {32});
+    std::string none;
+    empty.dumpJson(none, at(5), {});
+    CHECK(none == empty.toJson(at(5), {}).dump());
+
+    const auto loaded = parseStateFile(text, clockAt(6));
+    REQUIRE(std::holds_alternative<LoadedState>(loaded));
+    const StoreSnapshot& snapshot = std::get<LoadedState>(loaded).snapshot;
+    const auto direct = CriteriaStore::parseJson(whole.at("store"));
+    REQUIRE(std::holds_alternative<StoreSnapshot>(direct));
+    REQUIRE(snapshot.criteria.size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(snapshot.criteria[i].key == std::get<StoreSnapshot>(direct).criteria[i].key);
+        CHECK(snapshot.criteria[i].request.match_text ==
+              std::get<StoreSnapshot>(direct).criteria[i].request.match_text);
+    }
+    CHECK(snapshot.last_ids == std::get<StoreSnapshot>(direct).last_ids);
+    CHECK(snapshot.seq_states == seq);
+
+    // A damaged later criterion is named by its own index.
+    json doc = json::parse(text);
+    doc["store"]["criteria"][2]["request"]["priority"] = 300;
+    const auto damaged = parseStateFile(doc.dump(), clockAt(6));
+    REQUIRE(std::holds_alternative<std::string>(damaged));
+    CHECK(std::get<std::string>(damaged).rfind("/store/criteria/2:", 0) == 0);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -27,6 +29,7 @@
 #include "control/Metrics.h"
 #include "control/MetricsServer.h"
 #include "criteria/CriteriaStore.h"
+#include "criteria/StateJournal.h"
 #include "dataplane/DataPlane.h"
 #include "dataplane/FragmentReorderer.h"
 #include "dataplane/kernel/BpfMaps.h"
@@ -144,6 +147,19 @@ kernel::XdpMode modeOf(config::XdpMode m) {
 }
 
 }  // namespace
+
+// Counters of every slot read at once for a pass over every criterion, under
+// the controller's lock (BpfMaps::takeCounterSnapshot).
+class CounterSnapshot {
+  public:
+    explicit CounterSnapshot(kernel::BpfMaps& maps) : maps_(maps) { maps_.takeCounterSnapshot(); }
+    ~CounterSnapshot() { maps_.dropCounterSnapshot(); }
+    CounterSnapshot(const CounterSnapshot&) = delete;
+    CounterSnapshot& operator=(const CounterSnapshot&) = delete;
+
+  private:
+    kernel::BpfMaps& maps_;
+};
 
 struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::DestinationPolicy {
     config::Config cfg;
@@ -422,6 +438,17 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
     }
 
+    // A record made durable by the next durability barrier (onMessagesHandled
+    // or the tick), not by itself: the group commit of a burst of requests.
+    void auditEventDeferred(json fields) {
+        try {
+            audit->appendDeferred(std::move(fields));
+        } catch (const std::exception& e) {
+            spdlog::critical("audit log write failed: {}", e.what());
+            durability_failed = true;
+        }
+    }
+
     static const char* kindName(dtcp::AuditEvent::Kind k) {
         switch (k) {
             case dtcp::AuditEvent::Kind::Added:
@@ -472,13 +499,13 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             per_connection ? seq_by_session[info.session_id] : seq_by_user[info.user];
         const dtcp::SeqWindowState seq_before = window.state();
         auto result = service->handleMessage(bytes, u->second, window, info.peer_address, now());
-        // Criteria and Seq changes reach the disk from the main loop
-        // (saveIfDirty), not before this reply: one whole-file save per request
-        // would make each ADD cost O(criteria) under the lock. Every change is
-        // in the audit log at once, so a crash before the save is visible
-        // there. A write-ahead journal would close that window.
-        if (!result.audit.empty() || (!per_connection && window.state() != seq_before))
-            state_dirty = true;
+        // Every change this reply acknowledges goes to the state journal, made
+        // durable with the audit records in onMessagesHandled before the reply
+        // leaves; the whole state file is rewritten only at compaction.
+        journalChanges(result.audit);
+        if (!per_connection && window.state() != seq_before)
+            journalAppend(
+                criteria::journalSeq(info.user, criteria::seqStateToJson(window.state())));
         json rec = {{"event", "dtcp"},
                     {"user", info.user},
                     {"key", info.key_fingerprint},
@@ -501,8 +528,17 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     ids.back().update(addedCriterionAudit(*c));
         }
         rec["criteria"] = ids;
-        auditEvent(rec);
+        auditEventDeferred(rec);
         return result.messages();
+    }
+
+    // The durability barrier: the audit records and journal lines of the
+    // messages handled so far reach the disk before their replies are sent.
+    void onMessagesHandled() override {
+        audit->sync();
+        if (journal) journal->sync();
+        if (durability_failed.exchange(false))
+            throw std::runtime_error("an audit record or journal line was not written");
     }
 
     // --- InterfaceResolver / DestinationPolicy ----------------------------------
@@ -557,6 +593,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
         for (const auto& name : changed) {
             const auto update = service->updateVrf(name, users_by_name);
+            state_dirty = true;  // new slots: the journal does not carry them
             spdlog::info("VRF members changed: {} criteria republished, {} kept their filters",
                          update.republished, update.failed.size());
         }
@@ -719,16 +756,55 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     DaemonOptions options;
     std::optional<criteria::LoadedState> saved_state;  // read at start, restored in startControl
     std::string discarded_state;                       // why the state file was set aside
-    bool state_dirty = false;  // criteria or a Seq changed since the last save
+    bool state_dirty = false;  // a change the journal does not carry: compact soon
+    // The write-ahead journal beside the state file, and the generation the
+    // last compaction started (unique per save: a stale journal is told apart).
+    std::unique_ptr<criteria::StateJournal> journal;
+    uint64_t journal_gen = 0;
+    uint64_t last_state_bytes = 0;
+    std::atomic<bool> durability_failed{false};  // reported at the next barrier
     // Saves come at least kStateSaveDelay apart, and at least ten times as far
     // apart as the last one took: a large store costs at most ~10% of the lock.
     static constexpr auto kStateSaveDelay = std::chrono::milliseconds(200);
+    static constexpr uint64_t kJournalMinCompact = 1 << 20;  // bytes
     std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
     std::chrono::steady_clock::duration last_save_took{};
     // Users owed a 599 at their next connection, with its Alert-Info.
     std::map<std::string, std::string, std::less<>> owed_restart_notice;
 
     std::string statePath() const { return cfg.state_dir + "/state.json"; }
+    std::string journalPath() const { return cfg.state_dir + "/state.journal"; }
+
+    // Under the lock. A failed write is reported at the barrier (the replies it
+    // would acknowledge are not sent) and a compaction is due.
+    void journalAppend(const std::string& line) {
+        if (!journal) {
+            state_dirty = true;
+            return;
+        }
+        try {
+            journal->append(line);
+        } catch (const std::exception& e) {
+            spdlog::critical("state journal write failed: {}", e.what());
+            durability_failed = true;
+            state_dirty = true;
+        }
+    }
+
+    // A put of each criterion the events touched that still exists, else a del.
+    void journalChanges(const std::vector<dtcp::AuditEvent>& events) {
+        if (events.empty()) return;
+        const auto instant = now();
+        std::set<std::pair<std::string, uint32_t>> done;
+        for (const auto& e : events) {
+            if (!done.insert({e.criterion.user, e.criterion.id}).second) continue;
+            if (const criteria::Criterion* c = store->find(e.criterion))
+                journalAppend(
+                    criteria::journalPut(store->criterionJson(*c, instant), instant.boottime_ns));
+            else
+                journalAppend(criteria::journalDelete(e.criterion.user, e.criterion.id));
+        }
+    }
 
     void oweRestartNoticeToAll(const std::string& alert_info) {
         for (const auto& [name, u] : cfg.users) owed_restart_notice.emplace(name, alert_info);
@@ -747,8 +823,19 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     oweRestartNoticeToAll("xtapd restarted without its saved criteria");
                 return;
             }
-            auto parsed = criteria::parseStateFile(*text, stateClockNow());
+            // Changes acknowledged since the file was written (a crash). An
+            // unreadable journal makes the state unusable: acknowledged changes
+            // are never dropped silently.
+            const auto journal_text = readStateFile(journalPath());
+            auto parsed = criteria::parseStateFile(*text, stateClockNow(),
+                                                   journal_text ? *journal_text : std::string());
             if (auto* state = std::get_if<criteria::LoadedState>(&parsed)) {
+                if (state->journal.records)
+                    spdlog::info("state journal: {} changes since the last save applied{}",
+                                 state->journal.records,
+                                 state->journal.torn_tail
+                                     ? " (an unacknowledged torn last line ignored)"
+                                     : "");
                 saved_state = std::move(*state);
                 return;
             }
@@ -779,7 +866,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     void restoreState() {
         if (!discarded_state.empty())
             auditEvent({{"event", "restart"}, {"state", "discarded"}, {"reason", discarded_state}});
-        if (!saved_state) return;
+        // Generations unique across runs: a journal left by another run never
+        // matches the state file this run writes.
+        journal_gen = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch() /
+                                            std::chrono::nanoseconds(1));
+        if (!saved_state) {
+            saveState();  // the base the journal continues
+            return;
+        }
         const dtcp::UserLookup lookup = [this](std::string_view u) -> const dtcp::UserContext* {
             auto it = users.find(u);
             return it == users.end() ? nullptr : &it->second;
@@ -800,13 +894,23 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
 
     // Under the lock (or before the threads start). A failure is loud and
     // retried by the tick; the change itself stands.
+    // Compaction: the whole state in a new file naming a new journal
+    // generation, then the journal emptied for that generation. A crash in
+    // between leaves a journal of the old generation, which the new file
+    // already contains (StateJournal.h).
     void saveState() {
         criteria::SeqStates seq;
         for (const auto& [user, window] : seq_by_user) seq[user] = window.state();
         const auto started = std::chrono::steady_clock::now();
+        const CounterSnapshot snapshot(*maps);
         try {
-            writeStateFile(statePath(),
-                           criteria::formatStateFile(*store, now(), seq, stateClockNow()));
+            const uint64_t gen = ++journal_gen;
+            const std::string text =
+                criteria::formatStateFile(*store, now(), seq, stateClockNow(), gen);
+            writeStateFile(statePath(), text);
+            last_state_bytes = text.size();
+            if (!journal) journal = std::make_unique<criteria::StateJournal>(journalPath());
+            journal->reset(gen);
             state_dirty = false;
             last_save = std::chrono::steady_clock::now();
             last_save_took = last_save - started;
@@ -817,11 +921,18 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     }
 
     // From the main loop: the changes since the last save.
+    // A compaction when the journal has grown past the state file (so replaying
+    // it never costs more than reading the file) or a change it does not carry
+    // is pending; spaced like any save.
     void saveIfDirty() {
         std::lock_guard g(lock);
         const auto spacing =
             std::max<std::chrono::steady_clock::duration>(kStateSaveDelay, 10 * last_save_took);
-        if (state_dirty && std::chrono::steady_clock::now() - last_save >= spacing) saveState();
+        const bool journal_long =
+            journal && journal->bytes() > std::max<uint64_t>(kJournalMinCompact, last_state_bytes);
+        if ((state_dirty || journal_long) &&
+            std::chrono::steady_clock::now() - last_save >= spacing)
+            saveState();
     }
 
     // xtapctl flush: the operator drops every criterion. Withdrawn, audited and
@@ -901,18 +1012,27 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 return it == users.end() ? nullptr : &it->second;
             };
             refreshVrfs(lookup);
+            const CounterSnapshot snapshot(*maps);  // every criterion's counters, batched
             auto r = service->tick(now(), lookup);
             notes = std::move(r.notifications);
             overloadNotices(notes);
             for (const auto& e : r.audit)
-                auditEvent({{"event", "criterion"},
-                            {"user", e.criterion.user},
-                            {"criteria_id", e.criterion.id},
-                            {"action", kindName(e.kind)}});
-            // Timeouts, a Seq moved, or a minute gone (counters, for a restart after a reboot).
-            if (!r.audit.empty() || state_dirty ||
-                std::chrono::steady_clock::now() - last_save > std::chrono::seconds(60))
-                saveState();
+                auditEventDeferred({{"event", "criterion"},
+                                    {"user", e.criterion.user},
+                                    {"criteria_id", e.criterion.id},
+                                    {"action", kindName(e.kind)}});
+            journalChanges(r.audit);  // timeouts
+            // A minute gone: the counters, for a restart after a reboot; spaced
+            // like any save, so a large store costs a bounded share of the lock.
+            const auto spacing = std::max<std::chrono::steady_clock::duration>(
+                std::chrono::seconds(60), 10 * last_save_took);
+            if (std::chrono::steady_clock::now() - last_save > spacing) saveState();
+        }
+        // The tick's own records and journal lines, before its notifications.
+        try {
+            onMessagesHandled();
+        } catch (const std::exception& e) {
+            spdlog::critical("tick changes not made durable: {}", e.what());
         }
         for (const auto& n : notes) ssh->notifyUser(n.user, n.message);
     }

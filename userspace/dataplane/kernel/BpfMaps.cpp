@@ -160,14 +160,53 @@ void BpfMaps::setSlotPriority(uint32_t slot, uint16_t priority) {
     store(slots_[slot].priority, priority);
 }
 
+bool BpfMaps::takeCounterSnapshot() {
+    constexpr uint32_t kChunk = 4096;
+    const size_t cpus = static_cast<size_t>(ncpus_);
+    snapshot_.assign(slot_capacity_, SlotCounters{});
+    std::vector<uint32_t> keys(kChunk);
+    std::vector<xtap_slot_stats> values(kChunk * cpus);  // 24 bytes: already 8-aligned
+    uint32_t in_batch = 0, out_batch = 0;
+    bool first = true;
+    for (;;) {
+        uint32_t count = kChunk;
+        const int err =
+            bpf_map_lookup_batch(slot_stats_fd_, first ? nullptr : &in_batch, &out_batch,
+                                 keys.data(), values.data(), &count, nullptr);
+        first = false;
+        if (err < 0 && err != -ENOENT) {
+            snapshot_valid_ = false;  // readCounters goes on reading slot by slot
+            return false;
+        }
+        for (uint32_t i = 0; i < count; ++i) {
+            if (keys[i] >= slot_capacity_) continue;
+            SlotCounters& sum = snapshot_[keys[i]];
+            for (size_t c = 0; c < cpus; ++c) {
+                const xtap_slot_stats& v = values[i * cpus + c];
+                sum.packets += v.packets;
+                sum.bytes += v.bytes;
+                sum.shed += v.shed;
+            }
+        }
+        if (err == -ENOENT || count == 0) break;  // the whole map was read
+        in_batch = out_batch;
+    }
+    snapshot_valid_ = true;
+    return true;
+}
+
 SlotCounters BpfMaps::readCounters(uint32_t slot) const {
-    std::vector<xtap_slot_stats> per_cpu(static_cast<size_t>(ncpus_));
     SlotCounters sum;
-    if (bpf_map_lookup_elem(slot_stats_fd_, &slot, per_cpu.data()) != 0) return sum;
-    for (const auto& c : per_cpu) {
-        sum.packets += c.packets;
-        sum.bytes += c.bytes;
-        sum.shed += c.shed;
+    if (snapshot_valid_ && slot < snapshot_.size()) {
+        sum = snapshot_[slot];
+    } else {
+        std::vector<xtap_slot_stats> per_cpu(static_cast<size_t>(ncpus_));
+        if (bpf_map_lookup_elem(slot_stats_fd_, &slot, per_cpu.data()) != 0) return sum;
+        for (const auto& c : per_cpu) {
+            sum.packets += c.packets;
+            sum.bytes += c.bytes;
+            sum.shed += c.shed;
+        }
     }
     if (slot < slot_capacity_) {
         sum.packets +=
@@ -180,6 +219,7 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
 void BpfMaps::zeroCounters(uint32_t slot) {
     std::vector<xtap_slot_stats> zero(static_cast<size_t>(ncpus_));
     bpf_map_update_elem(slot_stats_fd_, &slot, zero.data(), BPF_ANY);
+    if (snapshot_valid_ && slot < snapshot_.size()) snapshot_[slot] = SlotCounters{};
     if (slot < slot_capacity_) {
         store(released_[slot].packets, uint64_t{0});
         store(released_[slot].bytes, uint64_t{0});
