@@ -42,15 +42,18 @@ def parse_message(raw: bytes, key: bytes) -> dict:
     """One message without its final empty line: status, fields, HMAC check."""
     lines = raw.splitlines(keepends=True)
     start = lines[0].decode(errors="replace").strip().split(" ", 2)
-    covered, fields, mac = b"", [], None
+    # The covered lines are joined once: `bytes +=` per line is quadratic, hours for
+    # a LIST of 100,000 criteria (2.5 million lines).
+    covered_lines, fields, mac = [], [], None
     for index, line in enumerate(lines):
         name, _, value = line.partition(b":")
         if index and name.strip().lower() == b"authentication-info":
             mac = value.strip().decode()
             break
-        covered += line
+        covered_lines.append(line)
         if index:
             fields.append([name.strip().decode(errors="replace"), value.strip().decode(errors="replace")])
+    covered = b"".join(covered_lines)
     ok = mac is not None and hmac.compare_digest(mac.lower(), hmac.new(key, covered, hashlib.sha1).hexdigest())
     return {
         "version": start[0],

@@ -100,6 +100,7 @@ ServiceResult DtcpService::execute(const DecodedRequest& request, const UserCont
                                    std::string_view client_address, const Instant& now) {
     versions_[user.name] = request.version;
     ServiceResult result;
+    std::optional<std::string> listed;  // LIST writes its reply's text itself
     Response response = std::visit(
         [&](const auto& body) -> Response {
             using Body = std::decay_t<decltype(body)>;
@@ -110,7 +111,8 @@ ServiceResult DtcpService::execute(const DecodedRequest& request, const UserCont
             } else if constexpr (std::is_same_v<Body, RefreshRequest>) {
                 return refreshCriteria(request, body, user, now, result);
             } else if constexpr (std::is_same_v<Body, ListRequest>) {
-                return listCriteria(request, body, user, now);
+                listed = listCriteria(request, body, user, now);
+                return okResponse(request.version, request.seq, now.local);
             } else {
                 if (body.send_async) {
                     result.notifications.push_back(formatNotification(
@@ -121,7 +123,7 @@ ServiceResult DtcpService::execute(const DecodedRequest& request, const UserCont
         },
         request.body);
     result.status = response.code;
-    result.reply = formatResponse(response, user.hmac_key);
+    result.reply = listed ? std::move(*listed) : formatResponse(response, user.hmac_key);
     if (request.seq_verdict == SeqVerdict::Wrapped) {
         result.notifications.insert(
             result.notifications.begin(),
@@ -270,7 +272,7 @@ Response DtcpService::addCriterion(const DecodedRequest& request, const AddReque
         if (d.cleartext)
             result.audit.push_back({AuditEvent::Kind::CleartextDestination, key, d.cdest_id});
     }
-    samples_[key].push_back({now.boottime_ns, 0});
+    addSample(key, {now.boottime_ns, 0});
     return addedResponse(request.version, request.seq, key.id, now.local);
 }
 
@@ -343,6 +345,16 @@ Response DtcpService::refreshCriteria(const DecodedRequest& request, const Refre
     return countResponse(request.version, request.seq, count, now.local);
 }
 
+std::vector<DtcpService::BandwidthSample>& DtcpService::addSample(const CriterionKey& key,
+                                                                  BandwidthSample sample) {
+    auto& samples = samples_[key];
+    // Room for a window of one-second ticks at once: growing 1, 2, 4, 8, 16
+    // leaves freed blocks behind and ends at 16.
+    if (samples.capacity() == 0) samples.reserve(kBandwidthWindowNs / 1'000'000'000 + 2);
+    samples.push_back(sample);
+    return samples;
+}
+
 uint64_t DtcpService::averageBandwidth(const CriterionKey& key, uint64_t bytes_now,
                                        uint64_t now_ns) const {
     const auto it = samples_.find(key);
@@ -359,8 +371,8 @@ uint64_t DtcpService::averageBandwidth(const CriterionKey& key, uint64_t bytes_n
     return static_cast<uint64_t>(bits / seconds);
 }
 
-Response DtcpService::listCriteria(const DecodedRequest& request, const ListRequest& list,
-                                   const UserContext& user, const Instant& now) {
+std::string DtcpService::listCriteria(const DecodedRequest& request, const ListRequest& list,
+                                      const UserContext& user, const Instant& now) {
     store_.observe(now.boottime_ns);
     std::vector<uint32_t> ids;
     if (list.selection) {
@@ -370,7 +382,7 @@ Response DtcpService::listCriteria(const DecodedRequest& request, const ListRequ
     } else {
         ids = store_.idsOf(user.name);
     }
-    std::vector<ListEntry> entries;
+    ListWriter writer(request.version, request.seq, ids.size(), list.detail);
     for (uint32_t id : ids) {
         const criteria::Criterion& c = *store_.find(CriterionKey{user.name, id});
         const criteria::MatchCounters matched = store_.matched(c);
@@ -393,9 +405,9 @@ Response DtcpService::listCriteria(const DecodedRequest& request, const ListRequ
         e.last_refresh = c.last_refresh;
         e.dropped_packets = c.dropped.packets;
         e.dropped_bytes = c.dropped.bytes;
-        entries.push_back(std::move(e));
+        writer.add(e);
     }
-    return listResponse(request.version, request.seq, entries, list.detail, now.local);
+    return std::move(writer).finish(now.local, user.hmac_key);
 }
 
 // --- timeouts, restore, VRF ------------------------------------------------------------
@@ -408,13 +420,14 @@ TickResult DtcpService::tick(const Instant& now, const UserLookup& users) {
         const criteria::MatchCounters matched = store_.matched(c);
         const criteria::Lifetime lifetime = criteria::lifetimeOf(c, matched, now.boottime_ns);
         if (!lifetime.expired_by) {
-            auto& samples = samples_[key];
-            samples.push_back({now.boottime_ns, matched.bytes});
+            auto& samples = addSample(key, {now.boottime_ns, matched.bytes});
             // Keep one sample at least a window old and everything newer.
-            while (samples.size() >= 2 &&
-                   samples[1].time_ns + kBandwidthWindowNs <= now.boottime_ns) {
-                samples.pop_front();
+            size_t stale = 0;
+            while (samples.size() - stale >= 2 &&
+                   samples[stale + 1].time_ns + kBandwidthWindowNs <= now.boottime_ns) {
+                ++stale;
             }
+            samples.erase(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(stale));
             continue;
         }
         if (c.sendAsync()) {

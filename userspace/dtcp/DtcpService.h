@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -188,11 +187,14 @@ class DtcpService {
                             const UserContext& user, const Instant& now, ServiceResult& result);
     Response refreshCriteria(const DecodedRequest& request, const RefreshRequest& refresh,
                              const UserContext& user, const Instant& now, ServiceResult& result);
-    Response listCriteria(const DecodedRequest& request, const ListRequest& list,
-                          const UserContext& user, const Instant& now);
+    // The signed reply (always 200), written entry by entry (ListWriter).
+    std::string listCriteria(const DecodedRequest& request, const ListRequest& list,
+                             const UserContext& user, const Instant& now);
 
     SelectResult select(std::string_view user, const Selection& selection) const;
     void forget(const criteria::CriterionKey& key);
+    std::vector<BandwidthSample>& addSample(const criteria::CriterionKey& key,
+                                            BandwidthSample sample);
     uint64_t averageBandwidth(const criteria::CriterionKey& key, uint64_t bytes_now,
                               uint64_t now_ns) const;
 
@@ -200,7 +202,9 @@ class DtcpService {
     const InterfaceResolver& interfaces_;
     const DestinationPolicy& destinations_;
     std::map<std::string, Version, std::less<>> versions_;  // last used, per user
-    std::map<criteria::CriterionKey, std::deque<BandwidthSample>> samples_;
+    // Oldest first; a vector, not a deque: a deque allocates ~600 bytes even
+    // for a few samples, ~60 MB over 100,000 criteria.
+    std::map<criteria::CriterionKey, std::vector<BandwidthSample>> samples_;
 };
 
 }  // namespace xtap::dtcp

@@ -164,11 +164,16 @@ MessageWriter& MessageWriter::add(std::string_view name, std::string_view value)
     return *this;
 }
 
-std::string MessageWriter::sign(std::string_view key, std::string_view auth_name) const {
-    std::string out = text_;
+std::string MessageWriter::sign(std::string_view key, std::string_view auth_name) const& {
+    return MessageWriter(*this).sign(key, auth_name);
+}
+
+std::string MessageWriter::sign(std::string_view key, std::string_view auth_name) && {
+    const std::string mac = hmacSha1Hex(key, text_);
+    std::string out = std::move(text_);
     out.append(auth_name);
     out.append(": ");
-    out.append(hmacSha1Hex(key, text_));
+    out.append(mac);
     out.append("\r\n\r\n");
     return out;
 }

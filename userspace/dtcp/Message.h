@@ -81,8 +81,12 @@ class MessageWriter {
     // The bytes built so far, the `<auth_name>: <hmac>` line and the empty line
     // that ends the message. Throws std::runtime_error only if OpenSSL cannot
     // compute HMAC-SHA1 at all.
-    std::string sign(std::string_view key, std::string_view auth_name) const;
+    std::string sign(std::string_view key, std::string_view auth_name) const&;
+    // The same, reusing the bytes built (no copy of a large message).
+    std::string sign(std::string_view key, std::string_view auth_name) &&;
     const std::string& signedBytes() const { return text_; }
+    size_t size() const { return text_.size(); }
+    void reserve(size_t bytes) { text_.reserve(bytes); }
 
   private:
     std::string text_;

@@ -69,7 +69,7 @@ std::string formatResponse(const Response& response, std::string_view key) {
     if (response.seq) writer.add(toUpper(field::kSeq), std::to_string(*response.seq));
     for (const Field& f : response.results) writer.add(f.name, f.value);
     writer.add(toUpper(field::kTimestamp), formatTimestamp(response.timestamp));
-    return writer.sign(key, kAuthenticationInfoUpper);
+    return std::move(writer).sign(key, kAuthenticationInfoUpper);
 }
 
 Response okResponse(Version version, uint64_t seq, const Timestamp& now) {
@@ -104,42 +104,71 @@ Response errorResponse(const RequestError& error, const Timestamp& now) {
                          error.item_value, now);
 }
 
+namespace {
+
+// One LIST entry's fields, starting with CRITERIA-COUNT and CRITERIA-NUM.
+void putListEntry(std::vector<Field>& out, const ListEntry& e, size_t count, uint64_t number,
+                  ListDetail detail) {
+    const bool with_criteria = detail != ListDetail::Stats;
+    const bool with_stats = detail != ListDetail::Criteria;
+    put(out, field::kCriteriaCount, count);
+    put(out, field::kCriteriaNum, number);
+    put(out, field::kCsourceId, escapeIdentifier(e.csource_id));
+    put(out, field::kCsourceAddress, e.csource_address);
+    put(out, field::kCdestId, joinIdentifiers(e.cdest_ids));
+    put(out, field::kCriteriaId, e.criteria_id);
+    put(out, field::kTimestamp, formatTimestamp(e.added));
+    if (with_criteria) {
+        for (const Field& f : e.match_text) put(out, f.name, f.value);
+        putTimeouts(out, e.timeouts, field::kTimeoutIdle, field::kTimeoutTotal,
+                    field::kTimeoutPackets, field::kTimeoutBytes);
+        const std::string flags = flagsText(e.is_static, e.send_async);
+        if (!flags.empty()) put(out, field::kFlags, flags);
+        for (const Field& f : e.extension_text) put(out, f.name, f.value);
+    }
+    if (with_stats) {
+        putTimeouts(out, e.remaining, field::kRemainingIdle, field::kRemainingTotal,
+                    field::kRemainingPackets, field::kRemainingBytes);
+        put(out, field::kAverageBandwidth, e.average_bandwidth_bps);
+        put(out, field::kMatchingPackets, e.matching_packets);
+        put(out, field::kMatchingBytes, e.matching_bytes);
+        put(out, field::kNumRefresh, e.num_refresh);
+        put(out, field::kLastRefresh, formatTimestamp(e.last_refresh));
+        put(out, field::kDroppedPackets, e.dropped_packets);
+        put(out, field::kDroppedBytes, e.dropped_bytes);
+    }
+}
+
+}  // namespace
+
 Response listResponse(Version version, uint64_t seq, const std::vector<ListEntry>& entries,
                       ListDetail detail, const Timestamp& now) {
     Response response = make(version, StatusCode::Ok, seq, now);
-    const bool with_criteria = detail != ListDetail::Stats;
-    const bool with_stats = detail != ListDetail::Criteria;
-    auto& out = response.results;
     uint64_t number = 0;
-    for (const ListEntry& e : entries) {
-        put(out, field::kCriteriaCount, entries.size());
-        put(out, field::kCriteriaNum, ++number);
-        put(out, field::kCsourceId, escapeIdentifier(e.csource_id));
-        put(out, field::kCsourceAddress, e.csource_address);
-        put(out, field::kCdestId, joinIdentifiers(e.cdest_ids));
-        put(out, field::kCriteriaId, e.criteria_id);
-        put(out, field::kTimestamp, formatTimestamp(e.added));
-        if (with_criteria) {
-            for (const Field& f : e.match_text) put(out, f.name, f.value);
-            putTimeouts(out, e.timeouts, field::kTimeoutIdle, field::kTimeoutTotal,
-                        field::kTimeoutPackets, field::kTimeoutBytes);
-            const std::string flags = flagsText(e.is_static, e.send_async);
-            if (!flags.empty()) put(out, field::kFlags, flags);
-            for (const Field& f : e.extension_text) put(out, f.name, f.value);
-        }
-        if (with_stats) {
-            putTimeouts(out, e.remaining, field::kRemainingIdle, field::kRemainingTotal,
-                        field::kRemainingPackets, field::kRemainingBytes);
-            put(out, field::kAverageBandwidth, e.average_bandwidth_bps);
-            put(out, field::kMatchingPackets, e.matching_packets);
-            put(out, field::kMatchingBytes, e.matching_bytes);
-            put(out, field::kNumRefresh, e.num_refresh);
-            put(out, field::kLastRefresh, formatTimestamp(e.last_refresh));
-            put(out, field::kDroppedPackets, e.dropped_packets);
-            put(out, field::kDroppedBytes, e.dropped_bytes);
-        }
-    }
+    for (const ListEntry& e : entries)
+        putListEntry(response.results, e, entries.size(), ++number, detail);
     return response;
+}
+
+ListWriter::ListWriter(Version version, uint64_t seq, size_t count, ListDetail detail)
+    : writer_(statusLineOf(version, StatusCode::Ok)), count_(count), detail_(detail) {
+    writer_.add(toUpper(field::kSeq), std::to_string(seq));
+}
+
+void ListWriter::add(const ListEntry& entry) {
+    const size_t before = writer_.size();
+    fields_.clear();
+    putListEntry(fields_, entry, count_, ++number_, detail_);
+    for (const Field& f : fields_) writer_.add(f.name, f.value);
+    if (number_ == 1 && count_ > 1) {
+        // One allocation for the text, not a doubling series of copies.
+        writer_.reserve(writer_.size() + (writer_.size() - before) * (count_ - 1) * 9 / 8 + 256);
+    }
+}
+
+std::string ListWriter::finish(const Timestamp& now, std::string_view key) && {
+    writer_.add(toUpper(field::kTimestamp), formatTimestamp(now));
+    return std::move(writer_).sign(key, kAuthenticationInfoUpper);
 }
 
 std::string formatNotification(const Notification& notification, std::string_view key) {

@@ -70,6 +70,24 @@ struct ListEntry {
 Response listResponse(Version version, uint64_t seq, const std::vector<ListEntry>& entries,
                       ListDetail detail, const Timestamp& now);
 
+// The same reply written entry by entry into its text: a LIST of 100,000
+// criteria held as entries and fields costs hundreds of MB; this holds one
+// entry's fields and the text. finish() gives
+// formatResponse(listResponse(version, seq, entries, detail, now), key).
+class ListWriter {
+  public:
+    ListWriter(Version version, uint64_t seq, size_t count, ListDetail detail);
+    void add(const ListEntry& entry);  // `count` of them, in order
+    std::string finish(const Timestamp& now, std::string_view key) &&;
+
+  private:
+    MessageWriter writer_;
+    size_t count_;
+    ListDetail detail_;
+    uint64_t number_ = 0;
+    std::vector<Field> fields_;  // the current entry's
+};
+
 // Notifications have no Seq.
 struct Notification {
     Version version = kDefaultNotificationVersion;  // the client's last-used one

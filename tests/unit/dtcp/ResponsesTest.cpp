@@ -203,6 +203,21 @@ TEST_CASE("LIST with Stats or Criteria shows only that part, and no match shows 
           formatResponse(okResponse(kVersion08, 5, kDeleteTime), kKey));
 }
 
+TEST_CASE("LIST written entry by entry is the same signed text as the whole response") {
+    ListEntry static_entry = sampleEntry(4);
+    static_entry.is_static = true;
+    const std::vector<ListEntry> entries{sampleEntry(7), static_entry, sampleEntry(9)};
+    for (const ListDetail detail : {ListDetail::Both, ListDetail::Stats, ListDetail::Criteria}) {
+        for (const size_t count : {size_t{0}, size_t{1}, entries.size()}) {
+            const std::vector<ListEntry> some(entries.begin(), entries.begin() + count);
+            ListWriter writer(kVersion07, 42, some.size(), detail);
+            for (const ListEntry& e : some) writer.add(e);
+            CHECK(std::move(writer).finish(kDeleteTime, kKey) ==
+                  formatResponse(listResponse(kVersion07, 42, some, detail, kDeleteTime), kKey));
+        }
+    }
+}
+
 TEST_CASE("the 390 notification: no Seq, same content as the dtcp.md vector, signed") {
     const Timestamp t{2024, 5, 1, 11, 0, 0, 0};
     Timeouts configured;
