@@ -48,6 +48,11 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# A kill (ctest's timeout, Ctrl-C, a script's SIGTERM) exits through the EXIT
+# trap too, so namespaces, processes and mounts never outlive the run.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 netns_add() {
     local ns="$1"
