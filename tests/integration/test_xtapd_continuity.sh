@@ -20,22 +20,7 @@ COPYTOOL="$SOURCE_DIR/tests/integration/copytool.py"
 [[ -x "$XTAPD" && -x "$XTAPCTL" ]] || fail "build first: $XTAPD or $XTAPCTL missing"
 command -v ssh >/dev/null || fail "OpenSSH client missing: run scripts/bootstrap"
 
-TGT="${TAG}tgt" RTR="${TAG}rtr" NET="${TAG}net" MD="${TAG}md"
-for ns in "$TGT" "$RTR" "$NET" "$MD"; do netns_add "$ns"; done
-ip link add t0 netns "$TGT" type veth peer name r0 netns "$RTR"
-ip link add i0 netns "$NET" type veth peer name r1 netns "$RTR"
-ip link add m0 netns "$MD" type veth peer name r2 netns "$RTR"
-in_ns "$TGT" ip addr add 198.18.1.2/24 dev t0
-in_ns "$RTR" ip addr add 198.18.1.1/24 dev r0
-in_ns "$RTR" ip addr add 198.18.2.1/24 dev r1
-in_ns "$RTR" ip addr add 198.18.20.1/24 dev r2
-in_ns "$NET" ip addr add 198.18.2.2/24 dev i0
-in_ns "$MD" ip addr add 198.18.20.2/24 dev m0
-for l in "$TGT t0" "$RTR r0" "$RTR r1" "$RTR r2" "$NET i0" "$MD m0"; do set -- $l; in_ns "$1" ip link set "$2" up; done
-in_ns "$TGT" ip route add default via 198.18.1.1
-in_ns "$NET" ip route add default via 198.18.2.1
-in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=1
-plain_link "$TGT" t0; plain_link "$NET" i0
+router_lab
 # One bpffs instance for every xtapd run: the pins outlive the process.
 private_bpffs
 
