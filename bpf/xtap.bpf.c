@@ -172,9 +172,11 @@ int xtap_capture(struct xdp_md *ctx)
     for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++)
         meta->slots[i] = i < n ? mp->refs[i].slot : 0;
 
-    /* No socket (controller gone): the copy is dropped here, counted; the
-     * original was never involved. */
-    long action = bpf_redirect_map(&xsks, xsk_index, XDP_DROP);
+    /* One socket per capture queue, in consecutive slots from xsk_index (the
+     * veth has exactly as many queues as userspace bound sockets). No socket
+     * (controller gone): the copy is dropped here, counted; the original was
+     * never involved. */
+    long action = bpf_redirect_map(&xsks, xsk_index + ctx->rx_queue_index, XDP_DROP);
     stat_inc(action == XDP_REDIRECT ? XTAP_STAT_CAPTURE_REDIRECTED : XTAP_STAT_CAPTURE_NO_SOCKET);
     return action;
 }

@@ -256,7 +256,7 @@ XTAP_ASSERT_SIZE(struct xtap_transit_if, 8);
 /* Capture veth peer (cap1) -> the transit interface it stands for. */
 struct xtap_capture_if {
     __u32 transit_ifindex;
-    __u32 xsk_index; /* XSKMAP slot */
+    __u32 xsk_index; /* XSKMAP slot of capture queue 0; queue q uses xsk_index + q */
 };
 XTAP_ASSERT_SIZE(struct xtap_capture_if, 8);
 

@@ -361,6 +361,7 @@ Config parse(const json& doc) {
         o.read("pin_dir", c.dataplane.pin_dir);
         o.read("xsk_ring", c.dataplane.xsk_ring);
         o.read("receive_batch", c.dataplane.receive_batch);
+        o.read("copy_threads", c.dataplane.copy_threads);
         o.finish();
         if (c.dataplane.criteria < 1024) throw Invalid{o.at("criteria"), "must be at least 1024"};
         if (c.dataplane.rules < c.dataplane.criteria)
@@ -371,6 +372,9 @@ Config parse(const json& doc) {
             throw Invalid{o.at("xsk_ring"), "must be a power of two from 256 to 16384"};
         if (c.dataplane.receive_batch < 1 || c.dataplane.receive_batch > ring)
             throw Invalid{o.at("receive_batch"), "must be from 1 to dataplane.xsk_ring"};
+        if (c.dataplane.copy_threads < 1 || c.dataplane.copy_threads > kMaxCopyThreads)
+            throw Invalid{o.at("copy_threads"),
+                          "must be from 1 to " + std::to_string(kMaxCopyThreads)};
     }
     root.read("state_dir", c.state_dir);
     root.read("audit_log", c.audit_log);

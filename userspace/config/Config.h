@@ -90,6 +90,9 @@ struct Delivery {
     std::vector<std::string> cleartext_destinations;  // prefixes; empty by default
 };
 
+// Capture queues per interface share the 256 XSKMAP slots with the others.
+inline constexpr uint32_t kMaxCopyThreads = 16;
+
 struct DataplaneSettings {
     uint32_t criteria = 131072;
     uint32_t rules = 262144;
@@ -99,6 +102,9 @@ struct DataplaneSettings {
     // two; the UMEM holds twice as many frames), and frames read per batch.
     uint32_t xsk_ring = 2048;
     uint32_t receive_batch = 64;
+    // Copy threads, each reading its own capture queue of every interface
+    // (copies spread by flow hash). One is enough until one core is not.
+    uint32_t copy_threads = 1;
 };
 
 struct Config {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -271,36 +272,79 @@ void UdpSender::countDrop(uint32_t cdest_id, DropReason reason, uint64_t payload
 }
 
 size_t UdpSender::sendRun(size_t socket, std::span<const Pending> run) {
-    messages_.assign(run.size(), mmsghdr{});
-    iovecs_.resize(run.size());
-    for (size_t i = 0; i < run.size(); ++i) {
-        Destination& destination = *find(run[i].cdest_id);
-        iovecs_[i] = iovec{arena_.data() + run[i].offset, run[i].length};
-        msghdr& header = messages_[i].msg_hdr;
+    SenderSocket& sender = sockets_[socket];
+    // Group consecutive copies for one Cdest that have one size and lie end to
+    // end in the arena: with UDP GSO a group is one message.
+    groups_.clear();
+    for (size_t i = 0; i < run.size();) {
+        size_t end = i + 1;
+        if (sender.gso && run[i].length <= kGsoMaxSegment) {
+            while (end < run.size() && end - i < kGsoMaxSegments &&
+                   (end - i + 1) * run[i].length <= kGsoMaxBytes &&
+                   run[end].cdest_id == run[i].cdest_id && run[end].length == run[i].length &&
+                   run[end].offset == run[end - 1].offset + run[end - 1].length)
+                ++end;
+        }
+        groups_.push_back({i, end - i});
+        i = end;
+    }
+    messages_.assign(groups_.size(), mmsghdr{});
+    iovecs_.resize(groups_.size());
+    controls_.assign(groups_.size(), GsoControl{});
+    for (size_t g = 0; g < groups_.size(); ++g) {
+        const Pending& first = run[groups_[g].first];
+        Destination& destination = *find(first.cdest_id);
+        iovecs_[g] = iovec{arena_.data() + first.offset, first.length * groups_[g].count};
+        msghdr& header = messages_[g].msg_hdr;
         header.msg_name = &destination.address;
         header.msg_namelen = destination.address_length;
-        header.msg_iov = &iovecs_[i];
+        header.msg_iov = &iovecs_[g];
         header.msg_iovlen = 1;
+        if (groups_[g].count > 1) {
+            header.msg_control = controls_[g].bytes;
+            header.msg_controllen = sizeof controls_[g].bytes;
+            cmsghdr* cmsg = CMSG_FIRSTHDR(&header);
+            cmsg->cmsg_level = SOL_UDP;
+            cmsg->cmsg_type = UDP_SEGMENT;
+            cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            const auto segment = static_cast<uint16_t>(first.length);
+            std::memcpy(CMSG_DATA(cmsg), &segment, sizeof segment);
+        }
     }
     size_t accepted = 0;
     size_t next = 0;
-    while (next < run.size()) {
-        const int sent = ::sendmmsg(sockets_[socket].fd.get(), messages_.data() + next,
-                                    static_cast<unsigned>(run.size() - next), 0);
+    while (next < groups_.size()) {
+        const int sent = ::sendmmsg(sender.fd.get(), messages_.data() + next,
+                                    static_cast<unsigned>(groups_.size() - next), 0);
         if (sent > 0) {
-            for (size_t i = next; i < next + static_cast<size_t>(sent); ++i) {
-                find(run[i].cdest_id)->counters.addSent(run[i].length);
+            for (size_t g = next; g < next + static_cast<size_t>(sent); ++g)
+                for (size_t i = groups_[g].first; i < groups_[g].first + groups_[g].count; ++i)
+                    find(run[i].cdest_id)->counters.addSent(run[i].length);
+            for (size_t g = next; g < next + static_cast<size_t>(sent); ++g) {
+                accepted += groups_[g].count;
+                if (groups_[g].count > 1) gso_copies_ += groups_[g].count;
             }
             next += static_cast<size_t>(sent);
-            accepted += static_cast<size_t>(sent);
             continue;
         }
-        if (sent < 0 && errno == EINTR) {
+        const int err = errno;
+        if (sent < 0 && err == EINTR) continue;
+        const Group group = groups_[next];
+        if (group.count > 1 &&
+            (err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP)) {
+            // The route cannot take GSO (an xfrm route, a device without
+            // checksum offload, a smaller MTU): this socket sends one message
+            // per copy from now on, starting with this group's.
+            sender.gso = false;
+            ++gso_fallbacks_;
+            accepted += sendRun(socket, run.subspan(group.first, group.count));
+            ++next;
             continue;
         }
         // The first message failed (EHOSTUNREACH from the unreachable route
         // while the tunnel route is gone, ...): count it, go on with the rest.
-        lateDrop(*find(run[next].cdest_id), run[next], DropReason::SendError);
+        for (size_t i = group.first; i < group.first + group.count; ++i)
+            lateDrop(*find(run[i].cdest_id), run[i], DropReason::SendError);
         ++next;
     }
     return accepted;

@@ -91,6 +91,11 @@ class UdpSender {
     // Drops decided before the sender (ring_full, rate_limit).
     void countDrop(uint32_t cdest_id, DropReason reason, uint64_t payload_bytes);
 
+    // Copies that left inside a UDP GSO message, and sockets that fell back
+    // from UDP GSO to one message per copy.
+    uint64_t gsoCopies() const { return gso_copies_; }
+    uint64_t gsoFallbacks() const { return gso_fallbacks_; }
+
     // Null for an unknown Cdest-ID.
     const CdestCounters* counters(uint32_t cdest_id) const;
 
@@ -110,6 +115,7 @@ class UdpSender {
         uint8_t ttl = 0;
         UniqueFd fd;
         size_t users = 0;
+        bool gso = true;  // cleared for good when the kernel refuses UDP_SEGMENT
     };
     struct Pending {
         uint32_t cdest_id = 0;
@@ -123,6 +129,13 @@ class UdpSender {
     // Arena space for `length` bytes, flushing first if the batch is full.
     std::span<uint8_t> reserve(size_t length);
     size_t openSocket(const OuterHeader& outer);
+    // UDP GSO (UDP_SEGMENT): consecutive copies of one size for one Cdest go
+    // out as one message, one trip through the stack, cut into datagrams at
+    // the device. Only for segments that fit the IPv6 minimum MTU with their
+    // headers, so no path MTU can refuse them.
+    static constexpr size_t kGsoMaxSegment = 1280 - 40 - 8;
+    static constexpr size_t kGsoMaxSegments = 64;  // UDP_MAX_SEGMENTS on older kernels
+    static constexpr size_t kGsoMaxBytes = 65000;  // one UDP datagram's worth
     // sendmmsg of consecutive copies on one socket; returns how many went out.
     size_t sendRun(size_t socket, std::span<const Pending> run);
 
@@ -140,6 +153,17 @@ class UdpSender {
     std::vector<mmsghdr> messages_;
     std::vector<iovec> iovecs_;
     std::vector<Pending> run_;
+    struct Group {
+        size_t first = 0;  // into the run
+        size_t count = 0;
+    };
+    struct GsoControl {
+        alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(uint16_t))];
+    };
+    std::vector<Group> groups_;
+    std::vector<GsoControl> controls_;
+    uint64_t gso_copies_ = 0;
+    uint64_t gso_fallbacks_ = 0;
 };
 
 }  // namespace xtap::delivery

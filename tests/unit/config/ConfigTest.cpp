@@ -48,6 +48,7 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.delivery.cleartext_destinations.empty());
     CHECK(c.dataplane.xsk_ring == 2048);
     CHECK(c.dataplane.receive_batch == 64);
+    CHECK(c.dataplane.copy_threads == 1);
 }
 
 TEST_CASE("every broken config is rejected with the file, the key's JSON pointer and the reason") {
@@ -99,6 +100,8 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
         {R"({"dataplane":{"xsk_ring":32768}})", "/dataplane/xsk_ring", "16384"},
         {R"({"dataplane":{"xsk_ring":512,"receive_batch":1024}})", "/dataplane/receive_batch",
          "xsk_ring"},
+        {R"({"dataplane":{"copy_threads":0}})", "/dataplane/copy_threads", "1 to 16"},
+        {R"({"dataplane":{"copy_threads":17}})", "/dataplane/copy_threads", "1 to 16"},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},
     };
     for (const auto& c : cases) {

@@ -272,3 +272,61 @@ TEST_CASE("UdpSender: copies above an Ethernet MTU are sent and not refused") {
     REQUIRE(packets.size() == 1);
     CHECK(packets[0] == big);
 }
+
+TEST_CASE("UdpSender: runs of one size to one Cdest leave as GSO messages, in order") {
+    for (Family family : {Family::V4, Family::V6}) {
+        CAPTURE(static_cast<int>(family));
+        Loopback first(family);
+        Loopback second(family);
+        CopyReceiver receiver(first.endpoint(), Format::Flowtap);
+        CopyReceiver other(second.endpoint(), Format::Flowtap);
+        UdpSender sender([](Family, const Address&) { return true; });
+        sender.addDestination(1, first.outer());
+        sender.addDestination(2, second.outer());  // the same socket (same source)
+        auto to_first = Encapsulator::create(flowtap(first.outer()));
+        auto to_second = Encapsulator::create(flowtap(second.outer()));
+        REQUIRE(to_first.ok());
+        REQUIRE(to_second.ok());
+        // 5 of one size, 1 of another, 5 again, then alternating Cdests.
+        std::vector<std::vector<uint8_t>> expected;
+        auto queue = [&](const Encapsulator& e, const std::vector<uint8_t>& packet) {
+            CHECK(sender.send(&e == &*to_first ? 1 : 2, e, packet) == SendOutcome::Queued);
+            if (&e == &*to_first) expected.push_back(packet);
+        };
+        for (int i = 0; i < 5; ++i) queue(*to_first, kInner4);
+        queue(*to_first, kInner6);
+        for (int i = 0; i < 5; ++i) queue(*to_first, kInner4);
+        for (int i = 0; i < 3; ++i) {
+            queue(*to_second, kInner4);
+            queue(*to_first, kInner4);
+        }
+        CHECK(sender.flush() == 17);
+        // Two GSO messages of five; nothing else had a run.
+        CHECK(sender.gsoCopies() == 10);
+        CHECK(sender.gsoFallbacks() == 0);
+        std::vector<std::vector<uint8_t>> packets;
+        CHECK(drain(receiver, &packets) == 14);
+        CHECK(packets == expected);
+        CHECK(drain(other) == 3);
+        CHECK(sender.counters(1)->copies_sent == 14);
+        CHECK(sender.counters(2)->copies_sent == 3);
+        CHECK(receiver.tally().failures() == 0);
+    }
+}
+
+TEST_CASE("UdpSender: copies above the GSO segment limit go one message each") {
+    Loopback sink(Family::V4);
+    CopyReceiver receiver(sink.endpoint(), Format::Flowtap);
+    UdpSender sender([](Family, const Address&) { return true; });
+    sender.addDestination(1, sink.outer());
+    std::vector<uint8_t> big(1400, 0xcd);  // above 1280 - 48
+    big[0] = 0x45;
+    big[2] = static_cast<uint8_t>(big.size() >> 8);
+    big[3] = static_cast<uint8_t>(big.size());
+    for (int i = 0; i < 4; ++i) CHECK(sender.sendPayload(1, big) == SendOutcome::Queued);
+    CHECK(sender.flush() == 4);
+    CHECK(sender.gsoCopies() == 0);
+    std::vector<std::vector<uint8_t>> packets;
+    CHECK(drain(receiver, &packets) == 4);
+    for (const auto& p : packets) CHECK(p == big);
+}

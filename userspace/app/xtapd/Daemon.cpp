@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -119,20 +121,27 @@ std::vector<std::pair<Family, Address>> localAddresses() {
     return out;
 }
 
-std::string outerKey(const delivery::DeliveryParams& p) {
-    std::string k(reinterpret_cast<const char*>(&p.outer.family), 1);
-    k.append(reinterpret_cast<const char*>(p.outer.source.data()), 16);
-    k.append(reinterpret_cast<const char*>(p.outer.destination.data()), 16);
-    k += std::to_string(p.outer.source_port) + ":" + std::to_string(p.outer.destination_port) +
-         ":" + std::to_string(p.outer.ttl);
-    return k;
-}
-
-std::string encapsulationKey(const delivery::DeliveryParams& p) {
-    return outerKey(p) + "/" + std::to_string(int(p.encapsulation.format)) + "/" +
-           std::to_string(p.encapsulation.intercept_id) + "/" +
-           std::to_string(p.encapsulation.session_id);
-}
+// Per-copy lookups of a Cdest's sender id and encapsulator: hashed on the
+// header fields themselves, nothing allocated per copy.
+struct OuterHeaderHash {
+    size_t operator()(const delivery::OuterHeader& o) const noexcept {
+        std::array<char, 38> b{};
+        b[0] = char(o.family);
+        std::memcpy(&b[1], o.source.data(), 16);
+        std::memcpy(&b[17], o.destination.data(), 16);
+        std::memcpy(&b[33], &o.source_port, 2);
+        std::memcpy(&b[35], &o.destination_port, 2);
+        b[37] = char(o.ttl);
+        return std::hash<std::string_view>{}(std::string_view(b.data(), b.size()));
+    }
+};
+struct DeliveryParamsHash {
+    size_t operator()(const delivery::DeliveryParams& p) const noexcept {
+        const uint64_t ids = (uint64_t(p.encapsulation.intercept_id) << 32) ^
+                             p.encapsulation.session_id ^ (uint64_t(p.encapsulation.format) << 62);
+        return OuterHeaderHash{}(p.outer) ^ std::hash<uint64_t>{}(ids);
+    }
+};
 
 kernel::XdpMode modeOf(config::XdpMode m) {
     switch (m) {
@@ -177,7 +186,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::unique_ptr<kernel::CopyPath> copy_path;
     std::map<std::string, uint32_t> transit_by_name;  // Linux name or alias -> ifindex
 
-    // Control state: one lock for the store, the service and the sender.
+    // Control state: one lock for the store, the service and the shared part
+    // of delivery (Cdest numbers, encapsulators, rate limits, labels).
     std::mutex lock;
     std::unique_ptr<criteria::CriteriaStore> store;
     std::unique_ptr<dtcp::DtcpService> service;
@@ -188,25 +198,46 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     // Delivery.
     std::unique_ptr<ipsec::TunnelManager> tunnels;
     std::unique_ptr<ipsec::UnreachableRoutes> unreachable;
-    std::unique_ptr<delivery::UdpSender> sender;
-    std::unordered_map<std::string, uint32_t> cdest_ids;  // outer header -> sender id
-    std::unordered_map<std::string, delivery::Encapsulator> encapsulators;
-    dataplane::FragmentReorderer reorderer;
-    std::vector<delivery::Match> matches;
-    std::vector<uint32_t> match_slots;
-    // Each match's criterion and its destination's Cdest-ID, for the rate limit.
-    std::vector<std::pair<const criteria::Criterion*, const std::string*>> match_owners;
-    // The criteria (slots) each queued copy serves, indexed by its sender tag.
+    // outer header -> Cdest number, the same in every lane's sender
+    std::unordered_map<delivery::OuterHeader, uint32_t, OuterHeaderHash> cdest_ids;
+    std::unordered_map<delivery::DeliveryParams, delivery::Encapsulator, DeliveryParamsHash>
+        encapsulators;
+    delivery::OverloadMonitor overload;  // per user Cdest rate limits, 580 and 598
+    std::vector<std::string> user_index;
+    CdestLabels cdest_labels;  // sender Cdest number -> (user, Cdest-ID)
+
+    // A criterion a queued copy serves: its slot, checked again (user, ID)
+    // before a drop at flush is charged to it.
+    struct ServedCriterion {
+        uint32_t slot = 0, user = 0, id = 0;
+    };
+    // The criteria each queued copy serves, indexed by its sender tag.
     struct QueuedCopy {
         size_t first = 0, count = 0, bytes = 0;
     };
-    std::vector<QueuedCopy> queued_served;
-    std::vector<uint32_t> queued_slots;
-    delivery::OverloadMonitor overload;  // per user Cdest rate limits, 580 and 598
-    delivery::FanOutPlan plan;
-    std::vector<std::string> user_index;
-    PumpCounters counters;     // the sender keeps sent and dropped, per Cdest
-    CdestLabels cdest_labels;  // sender Cdest number -> (user, Cdest-ID)
+    // One copy thread: its capture queue's sockets, its sender and scratch.
+    // Lock order: a lane's mutex before `lock` (statusSnapshot takes every
+    // lane's, then `lock`). A lane receives and encapsulates under both and
+    // sends (sendmmsg, the bulk of the work) under its own only, so lanes and
+    // the control plane overlap.
+    struct CopyLane {
+        uint32_t queue = 0;
+        std::mutex mutex;
+        std::unique_ptr<delivery::UdpSender> sender;
+        dataplane::FragmentReorderer reorderer;
+        std::vector<delivery::Match> matches;
+        std::vector<uint32_t> match_slots;
+        // Each match's criterion and its destination's Cdest-ID, for the rate limit.
+        std::vector<std::pair<const criteria::Criterion*, const std::string*>> match_owners;
+        std::vector<QueuedCopy> queued_served;
+        std::vector<ServedCriterion> queued_criteria;
+        std::vector<uint64_t> late_drops;  // tags dropped at flush, charged under `lock`
+        delivery::FanOutPlan plan;
+        std::chrono::steady_clock::time_point now{};  // taken once per received batch
+        uint64_t boot_ns = 0;
+        PumpCounters counters;  // the sender keeps sent and dropped, per Cdest
+    };
+    std::vector<std::unique_ptr<CopyLane>> lanes;
     TunnelBoard tunnel_board;
     const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
@@ -276,7 +307,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const auto& dp = cfg.dataplane;
         copy_path = std::make_unique<kernel::CopyPath>(
             *object, *maps,
-            kernel::XskOptions{2 * dp.xsk_ring, 4096, dp.xsk_ring, dp.xsk_ring, dp.receive_batch});
+            kernel::XskOptions{2 * dp.xsk_ring, 4096, dp.xsk_ring, dp.xsk_ring, dp.receive_batch},
+            dp.copy_threads);
         for (const auto& itf : cfg.interfaces) {
             const auto& t = copy_path->attach(itf.name, modeOf(itf.xdp_mode));
             transit_by_name[itf.name] = t.ifindex;
@@ -356,16 +388,19 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             });
         }
         auto gate = tunnels ? tunnels->sharedGate() : nullptr;
-        sender = std::make_unique<delivery::UdpSender>(
-            [gate](Family f, const Address& a) { return gate && gate->isOpenFor(f, a); }, so);
-        // A queued copy dropped at flush is charged to the criteria it served,
-        // so LIST's dropped counters equal the sender's.
-        sender->onLateDrop([this](uint64_t tag, delivery::DropReason, size_t) {
-            if (tag >= queued_served.size()) return;
-            const auto& q = queued_served[tag];
-            for (size_t i = q.first; i < q.first + q.count; ++i)
-                store->addDropped(queued_slots[i], 1, q.bytes);
-        });
+        for (uint32_t q = 0; q < copy_path->queues(); ++q) {
+            auto lane = std::make_unique<CopyLane>();
+            lane->queue = q;
+            lane->sender = std::make_unique<delivery::UdpSender>(
+                [gate](Family f, const Address& a) { return gate && gate->isOpenFor(f, a); }, so);
+            // A queued copy dropped at flush is charged to the criteria it
+            // served (chargeLateDrops), so LIST's dropped counters equal the
+            // sender's.
+            lane->sender->onLateDrop([l = lane.get()](uint64_t tag, delivery::DropReason, size_t) {
+                l->late_drops.push_back(tag);
+            });
+            lanes.push_back(std::move(lane));
+        }
     }
 
     void startControl() {
@@ -629,29 +664,35 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         return uint32_t(user_index.size() - 1);
     }
 
-    uint32_t cdestIdFor(const delivery::DeliveryParams& p) {
-        const std::string key = outerKey(p);
-        auto it = cdest_ids.find(key);
-        if (it != cdest_ids.end()) return it->second;
-        const uint32_t id = uint32_t(cdest_ids.size() + 1);
-        sender->addDestination(id, p.outer);
-        cdest_ids.emplace(key, id);
+    // Under the lock. One number per outer header, known to every lane's sender.
+    uint32_t cdestIdFor(CopyLane& lane, const delivery::DeliveryParams& p) {
+        auto it = cdest_ids.find(p.outer);
+        const uint32_t id = it != cdest_ids.end() ? it->second : uint32_t(cdest_ids.size() + 1);
+        if (!lane.sender->hasDestination(id)) lane.sender->addDestination(id, p.outer);
+        if (it == cdest_ids.end()) cdest_ids.emplace(p.outer, id);
         return id;
     }
 
     const delivery::Encapsulator* encapsulatorFor(const delivery::DeliveryParams& p) {
-        const std::string key = encapsulationKey(p);
-        auto it = encapsulators.find(key);
+        auto it = encapsulators.find(p);
         if (it == encapsulators.end()) {
             auto e = delivery::Encapsulator::create(p);
             if (!e) return nullptr;
-            it = encapsulators.emplace(key, std::move(e.value())).first;
+            it = encapsulators.emplace(p, std::move(e.value())).first;
         }
         return &it->second;
     }
 
     // One copy, after the reorderer: to every distinct destination of its criteria.
-    void deliver(std::span<const uint8_t> frame, std::span<const uint32_t> slots, bool late) {
+    // Under the lock and the lane's mutex.
+    void deliver(CopyLane& lane, std::span<const uint8_t> frame, std::span<const uint32_t> slots,
+                 bool late) {
+        auto& counters = lane.counters;
+        auto& matches = lane.matches;
+        auto& match_slots = lane.match_slots;
+        auto& match_owners = lane.match_owners;
+        auto& plan = lane.plan;
+        auto& sender = lane.sender;
         ++counters.delivered;
         counters.late += late;
         const auto l3 = delivery::stripL2(frame);
@@ -671,7 +712,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             for (const auto& d : c->publication.destinations) {
                 delivery::Match m;
                 m.criterion = {userIndex(c->key.user), c->key.id};
-                m.cdest_id = cdestIdFor(d.params);
+                m.cdest_id = cdestIdFor(lane, d.params);
                 cdest_labels.note(m.cdest_id, c->key.user, d.cdest_id);
                 m.delivery = d.params;
                 matches.push_back(m);
@@ -684,7 +725,6 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             return;
         }
         delivery::planFanOut(matches, plan);
-        const auto pump_now = std::chrono::steady_clock::now();
         for (const auto& send : plan.sends()) {
             ++counters.to_send;
             const auto& m = matches[send.first_match];
@@ -696,17 +736,19 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     std::min(priority, match_owners[idx].first->publication.effective_priority);
             const auto& [owner, label] = match_owners[send.first_match];
             if (!overload.admit({owner->key.user, *label}, owner->key.id, priority,
-                                l3->bytes.size(), pump_now)) {
+                                l3->bytes.size(), lane.now)) {
                 sender->countDrop(m.cdest_id, delivery::DropReason::RateLimit, l3->bytes.size());
                 for (uint32_t idx : plan.served(send))
                     store->addDropped(match_slots[idx], 1, l3->bytes.size());
                 continue;
             }
             const auto* enc = encapsulatorFor(m.delivery);
-            const uint64_t tag = queued_served.size();
-            queued_served.push_back(
-                {queued_slots.size(), plan.served(send).size(), l3->bytes.size()});
-            for (uint32_t idx : plan.served(send)) queued_slots.push_back(match_slots[idx]);
+            const uint64_t tag = lane.queued_served.size();
+            lane.queued_served.push_back(
+                {lane.queued_criteria.size(), plan.served(send).size(), l3->bytes.size()});
+            for (uint32_t idx : plan.served(send))
+                lane.queued_criteria.push_back({match_slots[idx], matches[idx].criterion.user,
+                                                matches[idx].criterion.criterion});
             const auto outcome = enc ? sender->send(m.cdest_id, *enc, l3->bytes, tag)
                                      : delivery::SendOutcome::EncapsulationFailed;
             // Queued is not sent yet: the sender counts sent or dropped at flush.
@@ -722,32 +764,60 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
     }
 
-    void pumpCopies(const std::atomic<bool>& stop) {
-        auto receivers = copy_path->receivers();
+    // Under the lock and the lane's mutex: charge the copies the sender dropped
+    // at flush to the criteria they served, if those still hold their slots.
+    void chargeLateDrops(CopyLane& lane) {
+        for (uint64_t tag : lane.late_drops) {
+            if (tag >= lane.queued_served.size()) continue;
+            const auto& q = lane.queued_served[tag];
+            for (size_t i = q.first; i < q.first + q.count; ++i) {
+                const auto& served = lane.queued_criteria[i];
+                const criteria::Criterion* c = store->findBySlot(served.slot);
+                if (c && c->key.id == served.id && userIndex(c->key.user) == served.user)
+                    store->addDropped(served.slot, 1, q.bytes);
+            }
+        }
+        lane.late_drops.clear();
+        lane.queued_served.clear();  // nothing is queued after a flush
+        lane.queued_criteria.clear();
+    }
+
+    // One copy thread: reads its queue of every capture interface.
+    void pumpCopies(CopyLane& lane, const std::atomic<bool>& stop) {
+        auto receivers = copy_path->receivers(lane.queue);
         std::vector<pollfd> fds;
         for (auto* r : receivers) fds.push_back({r->fd(), POLLIN, 0});
         auto onFrame = [&](const kernel::CopiedFrame& f) {
-            ++counters.received;
+            ++lane.counters.received;
             if (!f.meta) {
-                ++counters.no_metadata;
+                ++lane.counters.no_metadata;
                 return;
             }
             const uint32_t n = std::min<uint32_t>(f.meta->count, XTAP_MAX_MATCHES);
-            reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n), f.meta->flags,
-                             bootNs(),
-                             [this](std::span<const uint8_t> fr, std::span<const uint32_t> s,
-                                    bool late) { deliver(fr, s, late); });
+            lane.reorderer.onCopy(f.frame, std::span<const uint32_t>(f.meta->slots, n),
+                                  f.meta->flags, lane.boot_ns,
+                                  [&](std::span<const uint8_t> fr, std::span<const uint32_t> s,
+                                      bool late) { deliver(lane, fr, s, late); });
         };
+        bool more = false;
         while (!stop) {
-            ::poll(fds.data(), fds.size(), 100);
+            if (!more) ::poll(fds.data(), fds.size(), 100);
+            more = false;
+            std::lock_guard lane_guard(lane.mutex);
+            {
+                std::lock_guard g(lock);
+                // One clock reading per batch: the rate limit and the fragment
+                // window need no finer grain than a batch takes.
+                lane.now = std::chrono::steady_clock::now();
+                lane.boot_ns = bootNs();
+                // One batch per socket, then send: the lock is held for
+                // encapsulation only, never for the sendmmsg.
+                for (auto* r : receivers) more |= r->receive(onFrame) > 0;
+                lane.reorderer.expire(lane.boot_ns);
+            }
+            lane.sender->flush();
             std::lock_guard g(lock);
-            for (auto* r : receivers)
-                while (r->receive(onFrame) > 0) {
-                }
-            sender->flush();
-            queued_served.clear();  // nothing is queued after a flush
-            queued_slots.clear();
-            reorderer.expire(bootNs());
+            chargeLateDrops(lane);
         }
     }
 
@@ -1060,21 +1130,30 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         auditEvent({{"event", "reload"}, {"result", "applied"}, {"users", cfg.users.size()}});
     }
 
-    // Taken under the lock (the pump flushes before releasing it, so the
-    // sender's counters balance); formatting happens after.
+    // Taken under every lane's mutex and the lock (a lane holds its mutex from
+    // receive to flush, so the senders' counters balance); formatting after.
     control::Status statusSnapshot() {
+        std::vector<std::unique_lock<std::mutex>> lane_guards;
+        for (auto& lane : lanes) lane_guards.emplace_back(lane->mutex);
         std::vector<control::ClientStatus> clients;
         std::lock_guard g(lock);
         for (const auto& [name, u] : users)
             clients.push_back({name, store->countOf(name), store->destinationCountOf(name)});
         auto capture = copy_path->captureCounters();
         const auto bpf = sinceStart(maps->readStats(), bpf_at_start);
+        PumpCounters pump;
+        std::map<uint32_t, delivery::CdestCounters> per_cdest;
+        for (const auto& lane : lanes) {
+            pump += lane->counters;
+            for (const auto& [id, labels] : cdest_labels.all())
+                if (const auto* c = lane->sender->counters(id)) per_cdest[id] += *c;
+        }
         return buildStatus({cfg,
                             uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started)
                                          .count()),
                             store->size(), std::move(clients), bpf, copy_path->interfaces(),
-                            std::move(capture), tunnel_board.snapshot(), counters, *sender,
+                            std::move(capture), tunnel_board.snapshot(), pump, std::move(per_cdest),
                             cdest_labels});
     }
 
@@ -1136,7 +1215,7 @@ Daemon::Daemon(config::Config config, std::string config_path, DaemonOptions opt
 
 Daemon::~Daemon() {
     if (!impl_) return;
-    if (impl_->sender) impl_->sender->onLateDrop(nullptr);  // its members go first
+    for (auto& lane : impl_->lanes) lane->sender->onLateDrop(nullptr);  // its members go first
     impl_->metrics_server.reset();
     impl_->control_server.reset();
     if (impl_->ssh) impl_->ssh->stop();
@@ -1146,7 +1225,9 @@ Daemon::~Daemon() {
 
 void Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
     Impl& d = *impl_;
-    std::thread pump([&] { d.pumpCopies(stop); });
+    std::vector<std::thread> pumps;
+    for (auto& lane : d.lanes)
+        pumps.emplace_back([&d, &stop, l = lane.get()] { d.pumpCopies(*l, stop); });
     std::thread tunnel_loop;
     if (d.tunnels)
         tunnel_loop = std::thread([&] {
@@ -1167,7 +1248,7 @@ void Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>& reload) {
         }
     }
     sd_notify(0, "STOPPING=1");
-    pump.join();
+    for (auto& t : pumps) t.join();
     {
         // A clean stop (SIGTERM, upgrade): the next start restores all of it.
         std::lock_guard g(d.lock);

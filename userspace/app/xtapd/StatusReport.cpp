@@ -96,7 +96,8 @@ control::Status buildStatus(const StatusInputs& in) {
         control::CdestStatus d;
         d.id = id;
         d.labels = labels;
-        if (const auto* c = in.sender.counters(id)) d.counters = *c;
+        if (auto c = in.cdest_counters.find(id); c != in.cdest_counters.end())
+            d.counters = c->second;
         st.delivery += d.counters;
         s.cdests.push_back(std::move(d));
     }

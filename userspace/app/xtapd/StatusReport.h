@@ -31,6 +31,18 @@ struct PumpCounters {
     uint64_t not_ip = 0;
     uint64_t to_send = 0;       // one per distinct Cdest of each delivered copy
     uint64_t encapsulated = 0;  // queued to a socket (sent or dropped at flush)
+
+    PumpCounters& operator+=(const PumpCounters& o) {
+        received += o.received;
+        no_metadata += o.no_metadata;
+        delivered += o.delivered;
+        late += o.late;
+        no_criterion += o.no_criterion;
+        not_ip += o.not_ip;
+        to_send += o.to_send;
+        encapsulated += o.encapsulated;
+        return *this;
+    }
 };
 
 // The sender's Cdest numbers and the (user, Cdest-ID) labels that led to
@@ -66,8 +78,8 @@ struct StatusInputs {
     std::vector<dataplane::kernel::TransitInterface> interfaces;
     std::vector<dataplane::kernel::CaptureCounters> capture;  // one per interface, same order
     std::vector<control::TunnelStatus> tunnels;
-    const PumpCounters& pump;
-    const delivery::UdpSender& sender;
+    const PumpCounters& pump;                                    // every copy thread's, summed
+    std::map<uint32_t, delivery::CdestCounters> cdest_counters;  // every sender's, summed
     const CdestLabels& cdests;
 };
 

@@ -1,5 +1,6 @@
 #include "dataplane/kernel/CopyPath.h"
 
+#include <algorithm>
 #include <system_error>
 
 namespace xtap::dataplane::kernel {
@@ -10,7 +11,7 @@ struct CopyPath::Attached {
     BpfMaps* maps = nullptr;
     std::unique_ptr<VethPair> veth;
     std::unique_ptr<XdpAttachment> capture_xdp;
-    std::unique_ptr<XskReceiver> receiver;
+    std::vector<std::unique_ptr<XskReceiver>> receivers;  // one per queue
     bool registered = false;
     std::unique_ptr<TcAttachment> clone_tc;
     std::unique_ptr<XdpAttachment> transit_xdp;
@@ -22,14 +23,14 @@ struct CopyPath::Attached {
             maps->removeTransitInterface(info.ifindex);
             maps->removeCaptureInterface(info.capture_ifindex);
         }
-        receiver.reset();
+        receivers.clear();
         capture_xdp.reset();
         veth.reset();
     }
 };
 
-CopyPath::CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk)
-    : obj_(obj), maps_(maps), xsk_(xsk) {}
+CopyPath::CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk, uint32_t queues)
+    : obj_(obj), maps_(maps), xsk_(xsk), queues_(std::max<uint32_t>(queues, 1)) {}
 
 CopyPath::~CopyPath() {
     detachAll();
@@ -55,7 +56,7 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
 
     const std::string cap_a = captureNameFor(ifindex, 'a');
     const std::string cap_b = captureNameFor(ifindex, 'b');
-    a->veth = std::make_unique<VethPair>(cap_a, cap_b);
+    a->veth = std::make_unique<VethPair>(cap_a, cap_b, queues_);
     const uint32_t mtu = mtuOf(ifname);
     setMtu(cap_a, mtu);
     setMtu(cap_b, mtu);
@@ -67,19 +68,24 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     a->info.capture = cap_b;
     a->info.capture_ifindex = ifindexOf(cap_b);
     a->info.capture_peer_ifindex = ifindexOf(cap_a);
-    // The transit ifindex is unique among attached interfaces and small
-    // enough for the XSKMAP on ordinary systems; fall back to a free slot.
+    // The first run of `queues` XSKMAP slots no other interface uses.
     uint32_t xsk_index = 0;
-    for (bool used = true; used; ++xsk_index) {
+    for (bool used = true; used;) {
         used = false;
-        for (const auto& [n, other] : attached_) used |= other->info.xsk_index == xsk_index;
-        if (!used) break;
+        for (const auto& [n, other] : attached_)
+            if (xsk_index < other->info.xsk_index + queues_ &&
+                other->info.xsk_index < xsk_index + queues_) {
+                used = true;
+                xsk_index = other->info.xsk_index + queues_;
+            }
     }
     a->info.xsk_index = xsk_index;
 
     a->capture_xdp = std::make_unique<XdpAttachment>(a->info.capture_ifindex, obj_.captureProgFd(),
                                                      XdpMode::Native);
-    a->receiver = std::make_unique<XskReceiver>(cap_b, 0, obj_.mapFd("xsks"), xsk_index, xsk_);
+    for (uint32_t q = 0; q < queues_; ++q)
+        a->receivers.push_back(
+            std::make_unique<XskReceiver>(cap_b, q, obj_.mapFd("xsks"), xsk_index + q, xsk_));
     maps_.setCaptureInterface(a->info.capture_ifindex, ifindex, xsk_index);
     maps_.setTransitInterface(ifindex, a->info.capture_peer_ifindex);
     a->registered = true;
@@ -106,9 +112,10 @@ std::vector<TransitInterface> CopyPath::interfaces() const {
     return out;
 }
 
-std::vector<XskReceiver*> CopyPath::receivers() {
+std::vector<XskReceiver*> CopyPath::receivers(uint32_t queue) {
     std::vector<XskReceiver*> out;
-    for (auto& [n, a] : attached_) out.push_back(a->receiver.get());
+    for (auto& [n, a] : attached_)
+        if (queue < a->receivers.size()) out.push_back(a->receivers[queue].get());
     return out;
 }
 
@@ -116,7 +123,13 @@ std::vector<CaptureCounters> CopyPath::captureCounters() const {
     std::vector<CaptureCounters> out;
     for (const auto& [n, a] : attached_) {
         CaptureCounters c;
-        c.xsk = a->receiver->stats();
+        for (const auto& r : a->receivers) {
+            const XskStats s = r->stats();
+            c.xsk.rx_dropped += s.rx_dropped;
+            c.xsk.rx_invalid_descs += s.rx_invalid_descs;
+            c.xsk.rx_ring_full += s.rx_ring_full;
+            c.xsk.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
+        }
         try {
             c.veth_dropped = linkCounters(a->info.capture_peer_ifindex).tx_dropped;
         } catch (const std::system_error&) {

@@ -4,6 +4,11 @@
 //   capA <-veth-> capB   one pair per transit interface: capB's ifindex names ifX
 //   capB         XDP xtap_capture (native) -> XSKMAP -> XskReceiver
 //
+// With `queues` > 1 the pair has that many queues: the clone's flow hash picks
+// one, and each queue has its own AF_XDP socket, read by its own copy thread.
+// Fragments of one datagram hash alike (addresses only), so one thread sees
+// them all.
+//
 // Attach order builds the path from the socket outwards, so a mark is never
 // made before something can take the copy; detach tears it down from the
 // transit side first, so the original path is the first thing restored.
@@ -28,7 +33,7 @@ struct TransitInterface {
     XdpMode mode = XdpMode::Auto;  // as attached: Native or Generic
     std::string capture;           // capB, where the AF_XDP socket sits
     uint32_t capture_ifindex = 0;
-    uint32_t xsk_index = 0;
+    uint32_t xsk_index = 0;             // queue q's socket sits at xsk_index + q
     uint32_t capture_peer_ifindex = 0;  // capA, where tc's clones enter the pair
 };
 
@@ -42,7 +47,8 @@ struct CaptureCounters {
 
 class CopyPath {
   public:
-    CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk = {});
+    // `queues`: capture queues (AF_XDP sockets) per interface, at least 1.
+    CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk = {}, uint32_t queues = 1);
     ~CopyPath();
     CopyPath(const CopyPath&) = delete;
     CopyPath& operator=(const CopyPath&) = delete;
@@ -54,9 +60,11 @@ class CopyPath {
     void detachAll();
 
     std::vector<TransitInterface> interfaces() const;
-    // Every receiver, for the controller's poll loop.
-    std::vector<XskReceiver*> receivers();
-    // One per interface, in interfaces() order.
+    uint32_t queues() const { return queues_; }
+    // The receivers of capture queue `queue` on every interface, for the copy
+    // thread that serves it.
+    std::vector<XskReceiver*> receivers(uint32_t queue = 0);
+    // One per interface, in interfaces() order; the sockets' figures summed.
     std::vector<CaptureCounters> captureCounters() const;
 
     static std::string captureNameFor(uint32_t transit_ifindex, char side);
@@ -66,6 +74,7 @@ class CopyPath {
     const XtapObject& obj_;
     BpfMaps& maps_;
     XskOptions xsk_;
+    uint32_t queues_ = 1;
     std::map<std::string, std::unique_ptr<Attached>> attached_;
 };
 

@@ -113,16 +113,20 @@ uint32_t mtuOf(const std::string& name) {
     return static_cast<uint32_t>(ifr.ifr_mtu);
 }
 
-void createVethPair(const std::string& name, const std::string& peer) {
+void createVethPair(const std::string& name, const std::string& peer, uint32_t queues) {
     NlRequest req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     req.ifi()->ifi_family = AF_UNSPEC;
     req.putString(IFLA_IFNAME, name);
+    req.put(IFLA_NUM_TX_QUEUES, &queues, sizeof queues);
+    req.put(IFLA_NUM_RX_QUEUES, &queues, sizeof queues);
     const size_t linkinfo = req.begin(IFLA_LINKINFO);
     req.putString(IFLA_INFO_KIND, "veth");
     const size_t data = req.begin(IFLA_INFO_DATA);
     const size_t peer_nest = req.begin(VETH_INFO_PEER);
     req.reserve(sizeof(ifinfomsg));
     req.putString(IFLA_IFNAME, peer);
+    req.put(IFLA_NUM_TX_QUEUES, &queues, sizeof queues);
+    req.put(IFLA_NUM_RX_QUEUES, &queues, sizeof queues);
     req.end(peer_nest);
     req.end(data);
     req.end(linkinfo);
@@ -223,10 +227,10 @@ LinkCounters linkCounters(uint32_t ifindex) {
     fail(EPROTO, what + ": no IFLA_STATS64");
 }
 
-VethPair::VethPair(std::string name, std::string peer)
+VethPair::VethPair(std::string name, std::string peer, uint32_t queues)
     : name_(std::move(name)), peer_(std::move(peer)) {
     deleteLink(name_);  // a leftover from a crashed run
-    createVethPair(name_, peer_);
+    createVethPair(name_, peer_, queues);
 }
 
 VethPair::~VethPair() {

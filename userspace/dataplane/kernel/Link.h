@@ -13,7 +13,9 @@ std::string ifnameOf(uint32_t ifindex);       // empty when absent
 uint32_t mtuOf(const std::string& name);
 
 // Each throws std::system_error naming the link and the operation.
-void createVethPair(const std::string& name, const std::string& peer);
+// `queues` RX and TX queues on each end: the capture pair spreads copies
+// over that many AF_XDP sockets (one per copy thread).
+void createVethPair(const std::string& name, const std::string& peer, uint32_t queues = 1);
 void deleteLink(const std::string& name);  // absent is fine
 void setLinkUp(const std::string& name);
 void setMtu(const std::string& name, uint32_t mtu);
@@ -35,7 +37,7 @@ LinkCounters linkCounters(uint32_t ifindex);
 // RAII veth pair: deleted (both ends) on destruction.
 class VethPair {
   public:
-    VethPair(std::string name, std::string peer);
+    VethPair(std::string name, std::string peer, uint32_t queues = 1);
     ~VethPair();
     VethPair(const VethPair&) = delete;
     VethPair& operator=(const VethPair&) = delete;
