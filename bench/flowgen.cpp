@@ -1,7 +1,8 @@
 // flowgen: one UDP flow at the highest rate the sender can make, for the
 // benchmarks. Prebuilt Ethernet frames go out through an AF_PACKET socket with
 // sendmmsg (qdisc bypassed), one thread per vCPU, each pinned to its CPU and
-// using its own source port. Bounded by --duration; --pps caps the total rate.
+// using its own source port (or --flows ports in all, in turn). Bounded by
+// --duration; --pps caps the total rate.
 // Prints one JSON line: frames sent, send errors, elapsed seconds.
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
@@ -128,9 +129,10 @@ struct ThreadResult {
     uint64_t errors = 0;
 };
 
-// One sender: its own socket, its own frame, pinned to one CPU.
-void sendLoop(const FlowSpec& spec, int ifindex, unsigned cpu, Clock::time_point deadline,
-              double pps, ThreadResult& result) {
+// One sender: its own socket, its own frames (`flows` source ports from
+// spec.sport, taken in turn), pinned to one CPU.
+void sendLoop(const FlowSpec& spec, unsigned flows, int ifindex, unsigned cpu,
+              Clock::time_point deadline, double pps, ThreadResult& result) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
@@ -145,14 +147,21 @@ void sendLoop(const FlowSpec& spec, int ifindex, unsigned cpu, Clock::time_point
     addr.sll_halen = 6;
     std::memcpy(addr.sll_addr, spec.dst_mac.data(), 6);
 
-    std::vector<uint8_t> frame = buildFrame(spec);
-    iovec iov{frame.data(), frame.size()};
+    std::vector<std::vector<uint8_t>> frames;
+    for (unsigned k = 0; k < flows; ++k) {
+        FlowSpec f = spec;
+        f.sport = uint16_t(spec.sport + k);
+        frames.push_back(buildFrame(f));
+    }
+    std::vector<iovec> iovs;
+    for (auto& frame : frames) iovs.push_back({frame.data(), frame.size()});
     std::vector<mmsghdr> msgs(kBatch);
-    for (auto& m : msgs) {
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto& m = msgs[i];
         m.msg_hdr = {};
         m.msg_hdr.msg_name = &addr;
         m.msg_hdr.msg_namelen = sizeof addr;
-        m.msg_hdr.msg_iov = &iov;
+        m.msg_hdr.msg_iov = &iovs[i % iovs.size()];
         m.msg_hdr.msg_iovlen = 1;
     }
     const auto start = Clock::now();
@@ -187,7 +196,13 @@ int main(int argc, char** argv) {
     app.add_option("--dst-mac", dst_mac, "next hop's MAC address")->required();
     app.add_option("--src", src, "source IPv4 or IPv6 address")->required();
     app.add_option("--dst", dst, "destination address, same family")->required();
-    app.add_option("--sport", spec.sport, "source port of thread 0 (thread t uses sport + t)");
+    unsigned flows = 0;
+    app.add_option("--sport", spec.sport,
+                   "source port of thread 0 (thread t uses sport + t, or its --flows ports)");
+    app.add_option("--flows", flows,
+                   "flows (source ports) in all, shared out among the threads (default: one "
+                   "per thread)")
+        ->check(CLI::Range(1, 4096));
     app.add_option("--dport", spec.dport, "destination port");
     app.add_option("--size", spec.frame_size,
                    "frame size in bytes, Ethernet header included (60..1514)");
@@ -218,13 +233,14 @@ int main(int argc, char** argv) {
         const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                           std::chrono::duration<double>(duration));
         const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+        const unsigned per_thread = std::max(1u, flows / threads);
         for (unsigned t = 0; t < threads; ++t) {
             FlowSpec s = spec;
-            s.sport = uint16_t(spec.sport + t);
+            s.sport = uint16_t(spec.sport + t * per_thread);
             workers.emplace_back(
-                [s, ifindex, t, cpus, deadline, rate = pps / threads, &r = results[t]] {
+                [s, per_thread, ifindex, t, cpus, deadline, rate = pps / threads, &r = results[t]] {
                     try {
-                        sendLoop(s, ifindex, t % cpus, deadline, rate, r);
+                        sendLoop(s, per_thread, ifindex, t % cpus, deadline, rate, r);
                     } catch (const std::exception& e) {
                         std::cerr << "flowgen: " << e.what() << "\n";
                         r.errors = ~0ull;

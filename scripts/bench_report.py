@@ -36,6 +36,8 @@ COPY_LABELS = {
     "xtapd-generic": "xtapd, generic XDP, flowtap/UDP to the MD",
     "nft-dup": "nftables ingress set + dup to a veth",
     "tcpdump": "tcpdump -w /dev/null, host filter",
+    "xtapd-1-thread": "xtapd, 1 copy thread",
+    "xtapd-2-threads": "xtapd, 2 copy threads",
 }
 
 
@@ -192,7 +194,7 @@ def build(args):
             "size_note": "size = Ethernet frame length without FCS",
         }
     }
-    for section, summary_of in (("transit", summarise), ("copy", copy_summary)):
+    for section, summary_of in (("transit", summarise), ("copy", copy_summary), ("multicore", copy_summary)):
         rows = [s for s in samples if s["section"] == section]
         if not rows:
             continue
@@ -254,11 +256,49 @@ def build(args):
             result["control"] = json.load(open(args.control)).get("summary")
         else:
             result["control"] = {"measured": False, "reason": "scripts/bench-dtcp missing or failed"}
-    if "ipsec" in result["meta"]["sections"]:
-        result["ipsec"] = {"measured": False, "reason": "not measured yet: scripts/bench has no IPsec section"}
-    if "multicore" in result["meta"]["sections"]:
-        result["multicore"] = {"measured": False,
-                               "reason": "not implemented: one capture queue and one copy-pump thread"}
+    if "multicore" in result:
+        scaling = {}
+        for size, t in result["multicore"].items():
+            one, two = t.get("xtapd-1-thread"), t.get("xtapd-2-threads")
+            if one and two and one.get("copies_per_s") and two.get("copies_per_s") is not None:
+                scaling[size] = {"copies_per_s_2_over_1": two["copies_per_s"] / one["copies_per_s"],
+                                 "forwarded_pps_2_over_1": two["pps"] / one["pps"] if one["pps"] else None}
+        result["multicore_scaling"] = scaling
+    ipsec_rows = [s for s in samples if s["section"] == "ipsec"]
+    if ipsec_rows:
+        ladder = {}
+        for size in sorted({r["size"] for r in ipsec_rows}):
+            steps = []
+            for rate in sorted({r["offered_pps"] for r in ipsec_rows if r["size"] == size}):
+                rs = [r for r in ipsec_rows if r["size"] == size and r["offered_pps"] == rate]
+                steps.append({
+                    "offered_pps": rate, "windows": len(rs),
+                    "achieved_pps": median([r["sent"] / r["elapsed_s"] for r in rs]),
+                    "copies_per_s": median([r["copies_per_s"] for r in rs]),
+                    "copy_mbit_s": median([r["copy_mbit_s"] for r in rs]),
+                    "loss": median([r["loss"] for r in rs]),
+                    "xtapd_dropped": sum(r["xtapd_dropped"] for r in rs),
+                    "xtapd_dropped_by_reason": {k: sum(r["xtapd_dropped_by_reason"].get(k, 0) for r in rs)
+                                                for k in rs[0]["xtapd_dropped_by_reason"]},
+                    "router_ipsec0_queue_drops": sum(r["router_ipsec0_queue_drops"] for r in rs),
+                    "md_udp_rcvbuf_errors": sum(r.get("md_udp_rcvbuf_errors", 0) for r in rs),
+                    "lost_after_xtapd": sum(max(0, r["xtapd_sent"] - r["md_received"]) for r in rs),
+                    "charon_router_cpu_share": median([r["charon_router_cpu_s"] / r["elapsed_s"] for r in rs]),
+                    "charon_md_cpu_share": median([r["charon_md_cpu_s"] / r["elapsed_s"] for r in rs]),
+                })
+            ok = [st for st in steps if st["loss"] is not None and st["loss"] <= ZERO_LOSS]
+            ladder[str(size)] = {
+                "steps": steps,
+                "highest_offered_pps_within_threshold": max((st["offered_pps"] for st in ok), default=0),
+                "most_copies_per_s": max((st["copies_per_s"] or 0 for st in steps), default=0),
+                "most_copy_mbit_s": max((st["copy_mbit_s"] or 0 for st in steps), default=0),
+            }
+        clear = [s for s in samples if s["section"] == "ipsec-clear"]
+        result["ipsec"] = {"threshold_loss": ZERO_LOSS, "by_size": ladder,
+                           "packets_in_clear_on_router_md_link": sum(c["packets_in_clear"] for c in clear)
+                           if clear else None}
+    elif "ipsec" in result["meta"]["sections"]:
+        result["ipsec"] = {"measured": False, "reason": "the ipsec section produced no samples"}
     return result
 
 
@@ -342,9 +382,53 @@ def markdown(result):
                 if v is not None:
                     lines.append(f"| {k} | {fmt(v, ',.3f') if isinstance(v, float) else v} |")
         lines.append("")
-    for key, title in (("ipsec", "Through IPsec"), ("multicore", "Multi-core copy path")):
-        if key in result:
-            lines += [f"### {title}", "", f"Not measured: {result[key]['reason']}.", ""]
+    if "multicore" in result:
+        lines += ["### Multi-core copy path (xtapd native, 16 flows, flood)", ""]
+        for size, t in result["multicore"].items():
+            lines += [f"{size}-byte frames:", "",
+                      "| configuration | forwarded pps | x baseline | copies/s | copies / matched | CPU ns/packet |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for c, s in t.items():
+                frac = s.get("copies_delivered_fraction")
+                lines.append(f"| {COPY_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
+                             f"| {fmt(s.get('copies_per_s'))} | {fmt(frac and 100 * frac, '.2f')}{'%' if frac is not None else ''} "
+                             f"| {fmt(s['cpu_ns_per_packet'])} |")
+            lines.append("")
+            for c, s in t.items():
+                if s.get("lost_at"):
+                    lines.append(f"- {c}: copies lost at " + "; ".join(s["lost_at"]) + " (summed over the windows)")
+            sc = result.get("multicore_scaling", {}).get(size)
+            if sc:
+                lines.append(f"- 2 threads / 1 thread: copies/s x{sc['copies_per_s_2_over_1']:.2f}, "
+                             f"forwarded pps x{fmt(sc['forwarded_pps_2_over_1'], '.2f')}")
+            lines.append("")
+    if "ipsec" in result:
+        ip = result["ipsec"]
+        lines += ["### Through IPsec (kernel-libipsec: charon does ESP in userspace)", ""]
+        if ip.get("measured") is False:
+            lines += [f"Not measured: {ip['reason']}.", ""]
+        else:
+            for size, z in ip["by_size"].items():
+                lines += [f"{size}-byte frames (copies in jmirror, offered rate capped by flowgen --pps):", "",
+                          "| offered pps | achieved pps | copies/s at the MD | copy Mbit/s | loss | xtapd drops "
+                          "| lost after xtapd sent | of which: router ipsec0 queue, MD socket buffer "
+                          "| charon CPU (router / MD) |",
+                          "|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+                for st in z["steps"]:
+                    reasons = ", ".join(f"{k} {v}" for k, v in st["xtapd_dropped_by_reason"].items() if v)
+                    lines.append(
+                        f"| {fmt(st['offered_pps'])} | {fmt(st['achieved_pps'])} | {fmt(st['copies_per_s'])} "
+                        f"| {fmt(st['copy_mbit_s'], '.1f')} | {fmt(st['loss'] and 100 * st['loss'], '.2f')}% "
+                        f"| {st['xtapd_dropped']}{' (' + reasons + ')' if reasons else ''} "
+                        f"| {st['lost_after_xtapd']} | {st['router_ipsec0_queue_drops']}, "
+                        f"{st['md_udp_rcvbuf_errors']} "
+                        f"| {100 * st['charon_router_cpu_share']:.0f}% / {100 * st['charon_md_cpu_share']:.0f}% |")
+                lines += ["", f"- highest offered rate with loss <= {ZERO_LOSS:.1%}: "
+                              f"{fmt(z['highest_offered_pps_within_threshold'])} pps; most copies/s carried: "
+                              f"{fmt(z['most_copies_per_s'])} ({fmt(z['most_copy_mbit_s'], '.1f')} Mbit/s of copies)", ""]
+            clear = ip.get("packets_in_clear_on_router_md_link")
+            lines += [f"Packets on the router-MD link that were neither IKE, ESP-in-UDP nor the DTCP session, "
+                      f"over all windows: {fmt(clear)} (a copy in clear would be one).", ""]
     return "\n".join(lines)
 
 
