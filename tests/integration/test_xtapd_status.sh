@@ -7,7 +7,9 @@
 # received = sent, sent + dropped = to send), the Prometheus endpoint must
 # serve the same totals, a non-root peer is refused by the control socket
 # (file mode and SO_PEERCRED), and neither status, metrics nor xtapd's
-# stderr names the target.
+# stderr names the target. xtapd runs two copy threads (dataplane.copy_threads)
+# and the datagrams come from 32 source ports: both capture queues carry
+# copies, and the totals are the sum of both threads'.
 source "$(dirname "$0")/lib.sh"
 require_root
 XTAPD="$BUILD_DIR/xtapd"
@@ -36,7 +38,8 @@ cat >"$WORK/xtap.json" <<J
   "interfaces": [{"name": "r0", "alias": "ge-0/0/0.0", "xdp_mode": "native"},
                  {"name": "r1", "alias": "ge-0/0/1.0", "xdp_mode": "generic"}],
   "delivery": {"cleartext_destinations": ["198.18.20.0/24"]},
-  "dataplane": {"criteria": 4096, "rules": 65536, "anchors": 65536, "pin_dir": "$WORK/bpffs/xtap"},
+  "dataplane": {"criteria": 4096, "rules": 65536, "anchors": 65536, "pin_dir": "$WORK/bpffs/xtap",
+                "copy_threads": 2},
   "state_dir": "$WORK/state", "audit_log": "$WORK/state/audit.jsonl",
   "control_socket": "$SOCK", "metrics": {"listen": "127.0.0.1:$METRICS_PORT"}
 }
@@ -72,11 +75,12 @@ R=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Dest-Address: $TARGET
     "Protocol: 17" "Flags: STATIC")
 echo "$R" | grep -q "^DTCP/0.8 200 OK" || fail "ADD refused: $R"
 
-note "inet sends $N matching datagrams (and some that do not match)"
+note "inet sends $N matching datagrams from 32 source ports (and some that do not match)"
 in_ns "$NET" python3 - "$TARGET" "$N" <<'PY'
 import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(32)]
 for i in range(int(sys.argv[2])):
+    s = socks[i % len(socks)]
     s.sendto(b"x" * 100 + str(i).encode(), (sys.argv[1], 9999))
     s.sendto(b"bystander", (sys.argv[1], 9998))  # another port: no criterion
     if i % 20 == 19:
@@ -103,6 +107,14 @@ C() { echo "$S" | jq_ "d[\"counters\"][\"$1\"]"; }
 [[ $(echo "$S" | jq_ 'd["clients"][0]["criteria"]') -eq 1 ]] || fail "md1 should have 1 criterion: $S"
 [[ $(echo "$S" | jq_ 'd["cdests"][0]["labels"][0]["cdest_id"]') == cd1 ]] || fail "cdests: $S"
 [[ $(echo "$S" | jq_ 'd["cdests"][0]["sent"]') -eq $N ]] || fail "per-Cdest sent: $S"
+
+# Both queues of r1's capture veth carried copies (veth's per-queue XDP counters).
+CAP=$(echo "$S" | jq_ 'd["interfaces"][1]["capture"]')
+for q in 0 1; do
+    P=$(in_ns "$RTR" ethtool -S "$CAP" | awk -v k="rx_queue_${q}_xdp_packets:" '$1 == k {print $2}')
+    echo "$CAP queue $q: ${P:-?} copies"
+    [[ ${P:-0} -gt 0 ]] || fail "capture queue $q of $CAP carried no copy: $(in_ns "$RTR" ethtool -S "$CAP")"
+done
 
 wait_for 20 test -s "$WORK/receive.json" || true
 GOT=$(jq_ 'd["copies"]' <"$WORK/receive.json" 2>/dev/null || echo 0)
