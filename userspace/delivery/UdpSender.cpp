@@ -135,6 +135,7 @@ size_t UdpSender::openSocket(const OuterHeader& outer) {
         // its own socket. Nothing is ever read from these sockets.
         setOption(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR on " + source);
     }
+    if (options_.socket_setup) options_.socket_setup(fd.get());
     // Absorbs bursts; the kernel caps it at wmem_max, which is fine.
     const int send_buffer = kSendBufferBytes;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
@@ -337,9 +338,9 @@ size_t UdpSender::sendRun(size_t socket, std::span<const Pending> run) {
             // per copy from now on, starting with this group's.
             sender.gso = false;
             ++gso_fallbacks_;
-            accepted += sendRun(socket, run.subspan(group.first, group.count));
-            ++next;
-            continue;
+            // The scratch arrays are rebuilt for the rest: nothing of this
+            // call's is used after it.
+            return accepted + sendRun(socket, run.subspan(group.first));
         }
         // The first message failed (EHOSTUNREACH from the unreachable route
         // while the tunnel route is gone, ...): count it, go on with the rest.

@@ -46,6 +46,9 @@ struct UdpSenderOptions {
     size_t batch_messages = 64;       // copies per sendmmsg
     size_t batch_bytes = 256 * 1024;  // payload arena; at least one maximal UDP payload
     std::vector<CleartextPrefix> cleartext_allowed;  // audited by the caller; empty in production
+    // Called with each new socket before it is bound (tests: make the kernel
+    // refuse UDP GSO on it).
+    std::function<void(int fd)> socket_setup;
 };
 
 enum class SendOutcome : uint8_t {

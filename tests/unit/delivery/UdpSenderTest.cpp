@@ -330,3 +330,40 @@ TEST_CASE("UdpSender: copies above the GSO segment limit go one message each") {
     CHECK(drain(receiver, &packets) == 4);
     for (const auto& p : packets) CHECK(p == big);
 }
+
+TEST_CASE("UdpSender: a socket the kernel refuses GSO on falls back, nothing lost, order kept") {
+    Loopback sink(Family::V4);
+    CopyReceiver receiver(sink.endpoint(), Format::Flowtap);
+    UdpSenderOptions options;
+    // No UDP checksum on the socket: the kernel refuses UDP_SEGMENT (EINVAL),
+    // as it does on an xfrm route or a device without checksum offload.
+    options.socket_setup = [](int fd) {
+        const int one = 1;
+        REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) == 0);
+    };
+    UdpSender sender([](Family, const Address&) { return true; }, options);
+    sender.addDestination(1, sink.outer());
+    auto encapsulator = Encapsulator::create(flowtap(sink.outer()));
+    REQUIRE(encapsulator.ok());
+    std::vector<std::vector<uint8_t>> expected;
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < 4; ++i) {
+            CHECK(sender.send(1, *encapsulator, kInner4) == SendOutcome::Queued);
+            expected.push_back(kInner4);
+        }
+        CHECK(sender.send(1, *encapsulator, kInner6) == SendOutcome::Queued);
+        expected.push_back(kInner6);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(sender.send(1, *encapsulator, kInner4) == SendOutcome::Queued);
+            expected.push_back(kInner4);
+        }
+        CHECK(sender.flush() == 8);
+    }
+    CHECK(sender.gsoFallbacks() == 1);  // once, for good
+    CHECK(sender.gsoCopies() == 0);
+    std::vector<std::vector<uint8_t>> packets;
+    CHECK(drain(receiver, &packets) == expected.size());
+    CHECK(packets == expected);
+    CHECK(sender.counters(1)->copies_sent == expected.size());
+    CHECK(sender.counters(1)->droppedTotal() == 0);
+}

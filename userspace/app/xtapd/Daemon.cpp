@@ -811,7 +811,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 lane.now = std::chrono::steady_clock::now();
                 lane.boot_ns = bootNs();
                 // One batch per socket, then send: the lock is held for
-                // encapsulation only, never for the sendmmsg.
+                // encapsulation, and for a sendmmsg only when a batch fills
+                // the sender (fan-out to many Cdests).
                 for (auto* r : receivers) more |= r->receive(onFrame) > 0;
                 lane.reorderer.expire(lane.boot_ns);
             }
