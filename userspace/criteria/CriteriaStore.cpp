@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -231,30 +232,29 @@ dtcp::IpAddress ipFrom(const json& j) {
     return dtcp::IpAddress{family, addressFrom(family, j.at("address").get<std::string>())};
 }
 
-json requestJson(const dtcp::AddRequest& r) {
+json requestJson(const StoredRequest& r) {
     json j{{"cdest_ids", r.cdest_ids},
-           {"match", matchJson(r.match)},
-           {"match_text", fieldsJson(r.match_text)},
+           {"match", matchJson(r.match())},
+           {"match_text", fieldsJson(r.matchText())},
            {"timeouts", timeoutsJson(r.timeouts)},
            {"static", r.is_static},
            {"send_async", r.send_async},
            {"priority", r.priority},
-           {"input_interfaces", r.input_interfaces},
-           {"output_interfaces", r.output_interfaces},
-           {"extension_text", fieldsJson(r.extension_text)}};
-    if (r.delivery) {
+           {"input_interfaces", r.inputInterfaces()},
+           {"output_interfaces", r.outputInterfaces()},
+           {"extension_text", fieldsJson(r.extensionText())}};
+    if (const auto& delivery = r.delivery()) {
         json addresses = json::array();
-        for (const dtcp::IpAddress& a : r.delivery->dest_addresses) addresses.push_back(ipJson(a));
+        for (const dtcp::IpAddress& a : delivery->dest_addresses) addresses.push_back(ipJson(a));
         j["delivery"] = {{"dest_addresses", addresses},
-                         {"dest_ports", r.delivery->dest_ports},
-                         {"source_address", ipJson(r.delivery->source_address)},
-                         {"source_port", r.delivery->source_port},
-                         {"ttl", r.delivery->ttl}};
+                         {"dest_ports", delivery->dest_ports},
+                         {"source_address", ipJson(delivery->source_address)},
+                         {"source_port", delivery->source_port},
+                         {"ttl", delivery->ttl}};
     }
-    if (r.vrf_name) j["vrf_name"] = *r.vrf_name;
-    if (r.md_intercept_id) {
-        j["md_intercept_id"] = {{"hex", r.md_intercept_id->hex},
-                                {"low30", r.md_intercept_id->low30}};
+    if (r.vrfName()) j["vrf_name"] = *r.vrfName();
+    if (const auto& id = r.mdInterceptId()) {
+        j["md_intercept_id"] = {{"hex", id->hex}, {"low30", id->low30}};
     }
     return j;
 }
@@ -436,8 +436,7 @@ const Criterion* CriteriaStore::find(const CriterionKey& key) const {
 }
 
 const Criterion* CriteriaStore::findBySlot(uint32_t slot) const {
-    const auto it = by_slot_.find(slot);
-    return it == by_slot_.end() ? nullptr : it->second;
+    return slot < by_slot_.size() ? by_slot_[slot] : nullptr;
 }
 
 std::vector<uint32_t> CriteriaStore::idsOf(std::string_view user) const {
@@ -477,6 +476,111 @@ void CriteriaStore::countEndpoints(UserCriteria& user, const Criterion& c, int d
             if (--it->second == 0) user.endpoints.erase(it);
         }
     }
+}
+
+StoredRequest::StoredRequest(dtcp::AddRequest r)
+    : cdest_ids(std::move(r.cdest_ids)),
+      timeouts(r.timeouts),
+      is_static(r.is_static),
+      send_async(r.send_async),
+      priority(r.priority) {
+    for (const dtcp::Field& f : r.match_text) {
+        for (const std::string* text : {&f.name, &f.value}) {
+            const auto length = static_cast<uint32_t>(text->size());
+            match_text_.append(reinterpret_cast<const char*>(&length), sizeof length);
+            match_text_ += *text;
+        }
+    }
+    const MatchSpec& m = r.match;
+    family_ = m.family;
+    addresses_.reserve(m.src.size() + m.dst.size());
+    for (const auto* list : {&m.src, &m.dst}) {
+        addresses_.insert(addresses_.end(), list->begin(), list->end());
+        ends_[list == &m.src ? Src : Dst] = static_cast<uint32_t>(addresses_.size());
+    }
+    const std::array<const std::vector<NumberEntry>*, 5> numbers = {&m.proto, &m.sport, &m.dport,
+                                                                    &m.icmp_type, &m.icmp_code};
+    numbers_.reserve(m.proto.size() + m.sport.size() + m.dport.size() + m.icmp_type.size() +
+                     m.icmp_code.size() + m.input_ifindexes.size() + m.output_ifindexes.size());
+    for (size_t i = 0; i < numbers.size(); ++i) {
+        numbers_.insert(numbers_.end(), numbers[i]->begin(), numbers[i]->end());
+        ends_[Proto + i] = static_cast<uint32_t>(numbers_.size());
+    }
+    for (const auto* list : {&m.input_ifindexes, &m.output_ifindexes}) {
+        for (uint32_t ifindex : *list) numbers_.push_back(NumberEntry{false, ifindex, ifindex});
+        ends_[list == &m.input_ifindexes ? InputIf : OutputIf] =
+            static_cast<uint32_t>(numbers_.size());
+    }
+    if (r.delivery || !r.input_interfaces.empty() || !r.output_interfaces.empty() || r.vrf_name ||
+        r.md_intercept_id || !r.extension_text.empty()) {
+        rare_ = std::make_shared<const Rare>(Rare{
+            std::move(r.delivery), std::move(r.input_interfaces), std::move(r.output_interfaces),
+            std::move(r.vrf_name), std::move(r.md_intercept_id), std::move(r.extension_text)});
+    }
+}
+
+MatchSpec StoredRequest::match() const {
+    auto begin = [&](List list) { return list == Src || list == Proto ? 0 : ends_[list - 1]; };
+    auto addresses = [&](List list) {
+        return std::vector<AddressEntry>(addresses_.begin() + begin(list),
+                                         addresses_.begin() + ends_[list]);
+    };
+    auto numbers = [&](List list) {
+        return std::vector<NumberEntry>(numbers_.begin() + begin(list),
+                                        numbers_.begin() + ends_[list]);
+    };
+    auto ifindexes = [&](List list) {
+        std::vector<uint32_t> out;
+        for (uint32_t i = begin(list); i < ends_[list]; ++i)
+            out.push_back(static_cast<uint32_t>(numbers_[i].lo));
+        return out;
+    };
+    MatchSpec m;
+    m.family = family_;
+    m.src = addresses(Src);
+    m.dst = addresses(Dst);
+    m.proto = numbers(Proto);
+    m.sport = numbers(Sport);
+    m.dport = numbers(Dport);
+    m.icmp_type = numbers(IcmpType);
+    m.icmp_code = numbers(IcmpCode);
+    m.input_ifindexes = ifindexes(InputIf);
+    m.output_ifindexes = ifindexes(OutputIf);
+    return m;
+}
+
+std::vector<dtcp::Field> StoredRequest::matchText() const {
+    std::vector<dtcp::Field> out;
+    size_t at = 0;
+    auto next = [&] {
+        uint32_t length = 0;
+        std::memcpy(&length, match_text_.data() + at, sizeof length);
+        at += sizeof length + length;
+        return match_text_.substr(at - length, length);
+    };
+    while (at < match_text_.size()) {
+        std::string name = next();
+        out.push_back(dtcp::Field{std::move(name), next()});
+    }
+    return out;
+}
+
+dtcp::AddRequest StoredRequest::toAddRequest() const {
+    dtcp::AddRequest r;
+    r.cdest_ids = cdest_ids;
+    r.match = match();
+    r.match_text = matchText();
+    r.timeouts = timeouts;
+    r.is_static = is_static;
+    r.send_async = send_async;
+    r.priority = priority;
+    r.delivery = delivery();
+    r.input_interfaces = inputInterfaces();
+    r.output_interfaces = outputInterfaces();
+    r.vrf_name = vrfName();
+    r.md_intercept_id = mdInterceptId();
+    r.extension_text = extensionText();
+    return r;
 }
 
 MatchCounters CriteriaStore::matched(const Criterion& c) const {
@@ -522,10 +626,11 @@ AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const I
 
     Criterion c;
     c.key = CriterionKey{added.user, id};
-    c.request = std::move(added.request);
+    c.request = StoredRequest(std::move(added.request));
     c.client_address = std::move(added.client_address);
     c.publication = std::move(added.publication);
     c.limits = c.request.timeouts;
+    c.add_sample_ns = now.boottime_ns;  // Average-Bandwidth counts from the ADD
     c.added = now.local;
     c.last_refresh = now.local;
     if (c.limits.idle_seconds) {
@@ -553,7 +658,7 @@ bool CriteriaStore::remove(const CriterionKey& key) {
     const auto it = user->second.criteria.find(key.id);
     if (it == user->second.criteria.end()) return false;
     data_plane_.withdraw(it->second.slot);
-    by_slot_.erase(it->second.slot.slot);
+    unindex(it->second.slot.slot);
     countEndpoints(user->second, it->second, -1);
     user->second.criteria.erase(it);  // the user entry stays: it holds the ID counter
     --total_;
@@ -571,6 +676,68 @@ void CriteriaStore::observe(uint64_t now_ns) {
             }
         }
     }
+}
+
+void CriteriaStore::sampleBandwidth(uint64_t now_ns) {
+    const uint64_t tick = first_tick_ + tick_times_.size();
+    tick_times_.push_back(now_ns);
+    // The newest tick at least a window old: samples before it are no longer
+    // anyone's reference.
+    std::optional<uint64_t> window_old;
+    for (size_t i = 0; i < tick_times_.size() && tick_times_[i] + kBandwidthWindowNs <= now_ns;
+         ++i) {
+        window_old = first_tick_ + i;
+    }
+    for (auto& [user, u] : users_) {
+        for (auto& [id, c] : u.criteria) {
+            auto& bytes = c.sampled_bytes;
+            if (bytes.empty()) {
+                c.first_sample = tick;
+                // Room for a window of one-second ticks at once: growing 1, 2,
+                // 4, 8, 16 leaves freed blocks behind and ends at 16.
+                if (bytes.capacity() == 0) bytes.reserve(kBandwidthWindowNs / kNsPerSecond + 2);
+            }
+            bytes.push_back(matched(c).bytes);
+            // A criterion has a sample at every tick since its first: when
+            // that reaches back to window_old, that one is its newest sample a
+            // window old, and what is older (the ADD's too) goes.
+            if (window_old && c.first_sample <= *window_old) {
+                c.add_sample_ns.reset();
+                bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(
+                                                               *window_old - c.first_sample));
+                c.first_sample = *window_old;
+            }
+        }
+    }
+    // Every criterion now starts at window_old or later.
+    while (window_old && first_tick_ < *window_old) {
+        tick_times_.pop_front();
+        ++first_tick_;
+    }
+}
+
+uint64_t CriteriaStore::averageBandwidth(const Criterion& c, uint64_t bytes_now,
+                                         uint64_t now_ns) const {
+    // The newest sample at least a window old, else the oldest there is.
+    uint64_t reference_ns = 0, reference_bytes = 0;
+    if (c.add_sample_ns) {
+        reference_ns = *c.add_sample_ns;
+    } else if (!c.sampled_bytes.empty()) {
+        reference_ns = tick_times_[c.first_sample - first_tick_];
+        reference_bytes = c.sampled_bytes.front();
+    } else {
+        return 0;
+    }
+    const size_t offset = c.first_sample - first_tick_;
+    for (size_t i = 0; i < c.sampled_bytes.size(); ++i) {
+        if (tick_times_[offset + i] + kBandwidthWindowNs > now_ns) break;
+        reference_ns = tick_times_[offset + i];
+        reference_bytes = c.sampled_bytes[i];
+    }
+    if (now_ns <= reference_ns || bytes_now < reference_bytes) return 0;
+    const long double bits = static_cast<long double>(bytes_now - reference_bytes) * 8;
+    const long double seconds = static_cast<long double>(now_ns - reference_ns) / 1e9L;
+    return static_cast<uint64_t>(bits / seconds);
 }
 
 bool CriteriaStore::refresh(const CriterionKey& key, const dtcp::Timeouts& limits,
@@ -610,7 +777,7 @@ bool CriteriaStore::republish(const CriterionKey& key, std::vector<dataplane::Fi
     const dataplane::SlotCounters old = data_plane_.counters(c->slot);
     c->baseline = c->baseline + MatchCounters{old.packets, old.bytes};
     data_plane_.withdraw(c->slot);
-    by_slot_.erase(c->slot.slot);
+    unindex(c->slot.slot);
     c->slot = std::get<dataplane::SlotRef>(published);
     c->publication.filters = std::move(filters);
     index(*c);
@@ -618,10 +785,10 @@ bool CriteriaStore::republish(const CriterionKey& key, std::vector<dataplane::Fi
 }
 
 void CriteriaStore::addDropped(uint32_t slot, uint64_t packets, uint64_t bytes) {
-    const auto it = by_slot_.find(slot);
-    if (it == by_slot_.end()) return;
-    it->second->dropped.packets += packets;
-    it->second->dropped.bytes += bytes;
+    Criterion* c = slot < by_slot_.size() ? by_slot_[slot] : nullptr;
+    if (!c) return;
+    c->dropped.packets += packets;
+    c->dropped.bytes += bytes;
 }
 
 // --- persistence ---------------------------------------------------------------------
@@ -754,7 +921,7 @@ void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
     if (auto* reason = std::get_if<std::string>(&rebuilt)) return drop(std::move(*reason));
     Criterion c;
     c.key = saved.key;
-    c.request = saved.request;
+    c.request = StoredRequest(saved.request);
     c.client_address = saved.client_address;
     c.publication = std::move(std::get<Publication>(rebuilt));
     c.limits = saved.limits;

@@ -9,16 +9,18 @@
 // xtap_dtcp links xtap_criteria and not the other way round.
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -72,9 +74,65 @@ struct MatchCounters {
     bool operator==(const MatchCounters&) const = default;
 };
 
+// An ADD as a criterion keeps it (LIST echoes it, persistence saves it): the
+// fields every ADD has inline, the rarely given ones behind one pointer, which
+// saves ~220 B a criterion. toAddRequest() gives the request as received.
+class StoredRequest {
+  public:
+    StoredRequest() = default;
+    explicit StoredRequest(dtcp::AddRequest request);
+    dtcp::AddRequest toAddRequest() const;
+
+    std::vector<std::string> cdest_ids;
+    dtcp::Timeouts timeouts;
+    bool is_static = false;
+    bool send_async = false;
+    uint8_t priority = 1;
+
+    MatchSpec match() const;                     // unpacked
+    std::vector<dtcp::Field> matchText() const;  // the match fields as received
+
+    const std::optional<dtcp::DeliverySet>& delivery() const { return rare().delivery; }
+    const std::vector<std::string>& inputInterfaces() const { return rare().input_interfaces; }
+    const std::vector<std::string>& outputInterfaces() const { return rare().output_interfaces; }
+    const std::optional<std::string>& vrfName() const { return rare().vrf_name; }
+    const std::optional<dtcp::MdInterceptId>& mdInterceptId() const {
+        return rare().md_intercept_id;
+    }
+    const std::vector<dtcp::Field>& extensionText() const { return rare().extension_text; }
+
+  private:
+    struct Rare {
+        std::optional<dtcp::DeliverySet> delivery;
+        std::vector<std::string> input_interfaces;
+        std::vector<std::string> output_interfaces;
+        std::optional<std::string> vrf_name;
+        std::optional<dtcp::MdInterceptId> md_intercept_id;
+        std::vector<dtcp::Field> extension_text;
+    };
+    const Rare& rare() const {
+        static const Rare none;
+        return rare_ ? *rare_ : none;
+    }
+    std::shared_ptr<const Rare> rare_;  // null when the ADD gave none of them
+
+    // The match's lists end to end (a MatchSpec is nine vectors, 224 B, most
+    // of them empty): list i ends at ends_[i] of its vector and starts where
+    // the one before it in that vector ends.
+    enum List : uint8_t { Src, Dst, Proto, Sport, Dport, IcmpType, IcmpCode, InputIf, OutputIf };
+    static constexpr size_t kLists = 9;
+    dataplane::Family family_ = dataplane::Family::V4;
+    std::array<uint32_t, kLists> ends_{};
+    std::vector<AddressEntry> addresses_;  // Src, Dst
+    std::vector<NumberEntry> numbers_;     // Proto to IcmpCode, then the ifindexes as lo = hi
+    // The match fields in one string, each name and value after its 4-byte
+    // length: one block, not one of 64 B a field plus the strings'.
+    std::string match_text_;
+};
+
 struct Criterion {
     CriterionKey key;
-    dtcp::AddRequest request;    // as received: LIST echoes it, persistence keeps it
+    StoredRequest request;       // as received
     std::string client_address;  // Csource-Address: the client that added it
     Publication publication;
     dataplane::SlotRef slot;
@@ -98,6 +156,13 @@ struct Criterion {
     // on each publication (restore, VRF change).
     MatchCounters baseline;
     MatchCounters dropped;  // copies the delivery path could not send
+
+    // Average-Bandwidth samples, oldest first: the ADD (0 bytes) until a tick
+    // sample is a window old, then the matched bytes at each tick since tick
+    // number `first_sample` (the store keeps the tick times, once).
+    std::optional<uint64_t> add_sample_ns;
+    uint64_t first_sample = 0;
+    std::vector<uint64_t> sampled_bytes;
 
     bool isStatic() const { return request.is_static; }
     bool sendAsync() const { return request.send_async; }
@@ -218,6 +283,12 @@ class CriteriaStore {
     std::vector<uint32_t> idsOf(std::string_view user) const;  // ascending
     std::vector<CriterionKey> keys() const;                    // by user, then ID
     size_t size() const { return total_; }
+    // Every criterion, by user, then ID. `visit` must not add or remove any.
+    template <typename Visit>
+    void forEach(Visit&& visit) const {
+        for (const auto& [user, u] : users_)
+            for (const auto& [id, c] : u.criteria) visit(c);
+    }
     size_t countOf(std::string_view user) const;
     size_t destinationCountOf(std::string_view user) const;
 
@@ -228,6 +299,16 @@ class CriteriaStore {
     // Reads every criterion's counters: one whose packet count moved was
     // active now (Timeout-Idle). Call before lifetime() checks and LIST.
     void observe(uint64_t now_ns);
+
+    // LIST's Average-Bandwidth averages over this window.
+    static constexpr uint64_t kBandwidthWindowNs = 10'000'000'000;
+    // One tick of the bandwidth window (about once a second): every
+    // criterion's matched bytes, keeping one sample at least a window old and
+    // everything newer.
+    void sampleBandwidth(uint64_t now_ns);
+    // The rate in bits/s from the newest sample at least a window old (else
+    // the oldest there is) to `bytes_now`; 0 before the first sample.
+    uint64_t averageBandwidth(const Criterion& c, uint64_t bytes_now, uint64_t now_ns) const;
 
     // The given limits replace the remaining time (dtcp.md §5 REFRESH); the
     // others stay. False for an unknown or Static criterion (left unchanged).
@@ -278,7 +359,11 @@ class CriteriaStore {
     // Publishes `filters` with c's priority and deadline; changes nothing in c.
     std::variant<dataplane::SlotRef, AddRefusal> publish(
         const std::vector<dataplane::Filter>& filters, const Criterion& c);
-    void index(Criterion& c) { by_slot_[c.slot.slot] = &c; }
+    void index(Criterion& c) {
+        if (c.slot.slot >= by_slot_.size()) by_slot_.resize(size_t{c.slot.slot} + 1);
+        by_slot_[c.slot.slot] = &c;
+    }
+    void unindex(uint32_t slot) { by_slot_.at(slot) = nullptr; }
     void restoreOne(const SavedCriterion& saved, const Instant& now, const RestoreRebuild& rebuild,
                     bool in_place, RestoreReport& report,
                     std::vector<const SavedCriterion*>& later);
@@ -286,8 +371,14 @@ class CriteriaStore {
     dataplane::DataPlane& data_plane_;
     StoreLimits limits_;
     std::map<std::string, UserCriteria, std::less<>> users_;
-    std::unordered_map<uint32_t, Criterion*> by_slot_;
+    // By slot number (dense, below the data plane's capacity); null for a
+    // free slot. A vector, not a hash map: 8 B a slot instead of ~40.
+    std::vector<Criterion*> by_slot_;
     size_t total_ = 0;
+    // The times of the bandwidth ticks still sampled, oldest first: tick
+    // number first_tick_ + i at tick_times_[i]. Once per tick, not per sample.
+    std::deque<uint64_t> tick_times_;
+    uint64_t first_tick_ = 0;
 };
 
 // A Seq window as the state file holds it (the state journal's seq record).

@@ -103,13 +103,12 @@ void DataPlane::removeRef(const KeyBytes& key, uint32_t slot) {
 }
 
 void DataPlane::rollback(uint32_t slot, SlotRecord& rec) {
-    for (size_t i = 0; i < rec.keys.size(); ++i) {
-        removeRef(rec.keys[i], slot);
-        releaseMask(rec.mask_rows[i]);
+    for (const SlotRecord::Key& k : rec.keys) {
+        removeRef(k.bytes, slot);
+        releaseMask(k.mask_row);
     }
     for (auto it = rec.anchors.rbegin(); it != rec.anchors.rend(); ++it) releaseAnchor(*it);
     rec.keys.clear();
-    rec.mask_rows.clear();
     rec.anchors.clear();
     rec.live = false;
     free_slots_.push_back(slot);
@@ -291,8 +290,7 @@ std::optional<PublishError> DataPlane::place(const FilterSet& set, std::vector<R
                                                          " criteria share one masked key"};
         }
         r.refs[r.count++] = {slot, gen};
-        rec.keys.push_back(kb);
-        rec.mask_rows.push_back(row);
+        rec.keys.push_back({kb, static_cast<uint32_t>(row)});
         // While restoring, the maps hold this rule already: finishRestore() writes it.
         if (!previous_ && !maps_.putRule(e.key, r)) {
             rollback(slot, rec);

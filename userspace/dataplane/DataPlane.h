@@ -6,6 +6,7 @@
 // MapWriter; it keeps a shadow of every map so it never reads the kernel back.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -119,11 +121,44 @@ class DataPlane {
     struct SlotRecord {
         uint32_t gen = 0;
         bool live = false;
-        std::vector<KeyBytes> keys;
-        std::vector<uint32_t> mask_rows;  // one per key, same order
+        struct Key {
+            KeyBytes bytes;
+            uint32_t mask_row;
+        };
+        std::vector<Key> keys;  // one vector, not two: a block less per criterion
         std::vector<AnchorUse> anchors;
     };
-    using RowRefs = std::map<uint32_t, uint32_t>;  // mask row -> filters using it
+    // Mask row -> filters using it. A sorted vector, not a std::map: there is
+    // one per hashed anchor (about one per criterion) with few rows in each.
+    class RowRefs {
+      public:
+        using Entry = std::pair<uint32_t, uint32_t>;
+        using Iterator = std::vector<Entry>::iterator;
+        uint32_t& operator[](uint32_t row) {  // a new row starts at 0
+            auto it = lower(row);
+            if (it == rows_.end() || it->first != row) it = rows_.insert(it, Entry{row, 0});
+            return it->second;
+        }
+        Iterator find(uint32_t row) {
+            auto it = lower(row);
+            return it != rows_.end() && it->first == row ? it : rows_.end();
+        }
+        void erase(Iterator it) { rows_.erase(it); }
+        void erase(uint32_t row) {
+            if (auto it = find(row); it != rows_.end()) rows_.erase(it);
+        }
+        bool empty() const { return rows_.empty(); }
+        Iterator end() { return rows_.end(); }
+        std::vector<Entry>::const_iterator begin() const { return rows_.begin(); }
+        std::vector<Entry>::const_iterator end() const { return rows_.end(); }
+
+      private:
+        Iterator lower(uint32_t row) {
+            return std::lower_bound(rows_.begin(), rows_.end(), row,
+                                    [](const Entry& e, uint32_t r) { return e.first < r; });
+        }
+        std::vector<Entry> rows_;
+    };
     struct FamilyPrefilter {
         std::vector<uint8_t> hashed_lengths;  // at most XTAP_ANCHOR_LENS
         std::map<uint8_t, uint32_t> length_refs;

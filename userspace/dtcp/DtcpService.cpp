@@ -51,10 +51,15 @@ StatusCode statusOf(criteria::AddRefusal refusal) {
 
 }  // namespace
 
-std::vector<std::string> ServiceResult::messages() const {
+std::vector<std::string> ServiceResult::messages() const& {
+    return ServiceResult(*this).messages();
+}
+
+std::vector<std::string> ServiceResult::messages() && {
     std::vector<std::string> out;
-    if (!reply.empty()) out.push_back(reply);
-    out.insert(out.end(), notifications.begin(), notifications.end());
+    out.reserve(notifications.size() + 1);
+    if (!reply.empty()) out.push_back(std::move(reply));
+    for (std::string& n : notifications) out.push_back(std::move(n));
     return out;
 }
 
@@ -272,7 +277,6 @@ Response DtcpService::addCriterion(const DecodedRequest& request, const AddReque
         if (d.cleartext)
             result.audit.push_back({AuditEvent::Kind::CleartextDestination, key, d.cdest_id});
     }
-    addSample(key, {now.boottime_ns, 0});
     return addedResponse(request.version, request.seq, key.id, now.local);
 }
 
@@ -304,7 +308,6 @@ DtcpService::SelectResult DtcpService::select(std::string_view user,
 
 void DtcpService::forget(const CriterionKey& key) {
     store_.remove(key);
-    samples_.erase(key);
 }
 
 Response DtcpService::deleteCriteria(const DecodedRequest& request, const DeleteRequest& del,
@@ -345,32 +348,6 @@ Response DtcpService::refreshCriteria(const DecodedRequest& request, const Refre
     return countResponse(request.version, request.seq, count, now.local);
 }
 
-std::vector<DtcpService::BandwidthSample>& DtcpService::addSample(const CriterionKey& key,
-                                                                  BandwidthSample sample) {
-    auto& samples = samples_[key];
-    // Room for a window of one-second ticks at once: growing 1, 2, 4, 8, 16
-    // leaves freed blocks behind and ends at 16.
-    if (samples.capacity() == 0) samples.reserve(kBandwidthWindowNs / 1'000'000'000 + 2);
-    samples.push_back(sample);
-    return samples;
-}
-
-uint64_t DtcpService::averageBandwidth(const CriterionKey& key, uint64_t bytes_now,
-                                       uint64_t now_ns) const {
-    const auto it = samples_.find(key);
-    if (it == samples_.end() || it->second.empty()) return 0;
-    // The newest sample at least a window old, else the oldest there is.
-    const BandwidthSample* reference = &it->second.front();
-    for (const BandwidthSample& s : it->second) {
-        if (s.time_ns + kBandwidthWindowNs > now_ns) break;
-        reference = &s;
-    }
-    if (now_ns <= reference->time_ns || bytes_now < reference->bytes) return 0;
-    const long double bits = static_cast<long double>(bytes_now - reference->bytes) * 8;
-    const long double seconds = static_cast<long double>(now_ns - reference->time_ns) / 1e9L;
-    return static_cast<uint64_t>(bits / seconds);
-}
-
 std::string DtcpService::listCriteria(const DecodedRequest& request, const ListRequest& list,
                                       const UserContext& user, const Instant& now) {
     store_.observe(now.boottime_ns);
@@ -392,13 +369,13 @@ std::string DtcpService::listCriteria(const DecodedRequest& request, const ListR
         e.csource_address = c.client_address;
         e.cdest_ids = c.request.cdest_ids;
         e.added = c.added;
-        e.match_text = c.request.match_text;
+        e.match_text = c.request.matchText();
         e.timeouts = c.limits;
         e.is_static = c.isStatic();
         e.send_async = c.sendAsync();
-        e.extension_text = c.request.extension_text;
+        e.extension_text = c.request.extensionText();
         e.remaining = criteria::lifetimeOf(c, matched, now.boottime_ns).remaining;
-        e.average_bandwidth_bps = averageBandwidth(c.key, matched.bytes, now.boottime_ns);
+        e.average_bandwidth_bps = store_.averageBandwidth(c, matched.bytes, now.boottime_ns);
         e.matching_packets = matched.packets;
         e.matching_bytes = matched.bytes;
         e.num_refresh = c.refresh_count;
@@ -415,24 +392,19 @@ std::string DtcpService::listCriteria(const DecodedRequest& request, const ListR
 TickResult DtcpService::tick(const Instant& now, const UserLookup& users) {
     TickResult result;
     store_.observe(now.boottime_ns);
-    for (const CriterionKey& key : store_.keys()) {
+    // One pass over the store; the expired go after it.
+    std::vector<CriterionKey> expired;
+    store_.forEach([&](const criteria::Criterion& c) {
+        if (criteria::lifetimeOf(c, store_.matched(c), now.boottime_ns).expired_by)
+            expired.push_back(c.key);
+    });
+    for (const CriterionKey& key : expired) {
         const criteria::Criterion& c = *store_.find(key);
-        const criteria::MatchCounters matched = store_.matched(c);
-        const criteria::Lifetime lifetime = criteria::lifetimeOf(c, matched, now.boottime_ns);
-        if (!lifetime.expired_by) {
-            auto& samples = addSample(key, {now.boottime_ns, matched.bytes});
-            // Keep one sample at least a window old and everything newer.
-            size_t stale = 0;
-            while (samples.size() - stale >= 2 &&
-                   samples[stale + 1].time_ns + kBandwidthWindowNs <= now.boottime_ns) {
-                ++stale;
-            }
-            samples.erase(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(stale));
-            continue;
-        }
         if (c.sendAsync()) {
             // Signed with the owner's key; an owner no longer configured cannot get it.
             if (const UserContext* owner = users(key.user)) {
+                const criteria::Lifetime lifetime =
+                    criteria::lifetimeOf(c, store_.matched(c), now.boottime_ns);
                 const Notification n = criterionTimeoutNotification(
                     notificationVersion(key.user), key.id, c.limits, lifetime.remaining, now.local);
                 result.notifications.push_back(
@@ -442,8 +414,7 @@ TickResult DtcpService::tick(const Instant& now, const UserLookup& users) {
         forget(key);
         result.audit.push_back({AuditEvent::Kind::TimedOut, key, {}});
     }
-    // Criteria removed around the service (a flush) leave no samples behind.
-    std::erase_if(samples_, [this](const auto& entry) { return !store_.find(entry.first); });
+    store_.sampleBandwidth(now.boottime_ns);
     return result;
 }
 
@@ -468,13 +439,13 @@ VrfUpdate DtcpService::updateVrf(std::string_view vrf_name, const UserLookup& us
     VrfUpdate update;
     for (const CriterionKey& key : store_.keys()) {
         const criteria::Criterion& c = *store_.find(key);
-        if (!c.request.vrf_name || *c.request.vrf_name != vrf_name) continue;
+        if (!c.request.vrfName() || *c.request.vrfName() != vrf_name) continue;
         const UserContext* user = users(key.user);
         if (!user) {
             update.failed.push_back(key);
             continue;
         }
-        auto filters = buildFilters(c.request, *user);
+        auto filters = buildFilters(c.request.toAddRequest(), *user);
         auto* rebuilt = std::get_if<std::vector<dataplane::Filter>>(&filters);
         if (!rebuilt) {
             update.failed.push_back(key);

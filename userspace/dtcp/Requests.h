@@ -43,6 +43,7 @@ struct MdInterceptId {
     bool operator==(const MdInterceptId&) const = default;
 };
 
+// A new field goes into criteria::StoredRequest too (what a criterion keeps).
 struct AddRequest {
     std::vector<std::string> cdest_ids;  // 1 or 2
     // input_ifindexes stays empty: the controller resolves input_interfaces.

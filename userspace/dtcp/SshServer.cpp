@@ -697,6 +697,7 @@ class Connection {
     int refuseRequest(Channel& channel, std::string_view what);
     void receive(Channel& channel, std::string_view bytes);
     bool queueOutbound(Channel& channel, std::string_view bytes);
+    bool queueOutbound(Channel& channel, std::string&& bytes);
     void beginClose(Channel& channel, ChannelCloseReason reason, int exit_status);
     void finish(Channel& channel);
     void flush(Channel& channel);
@@ -1096,8 +1097,8 @@ void Connection::receive(Channel& channel, std::string_view bytes) {
             break;
         }
         replies_unsynced_ = true;
-        for (const std::string& reply : replies) {
-            if (!queueOutbound(channel, reply)) break;
+        for (std::string& reply : replies) {
+            if (!queueOutbound(channel, std::move(reply))) break;
         }
     }
 }
@@ -1117,6 +1118,18 @@ bool Connection::queueOutbound(Channel& channel, std::string_view bytes) {
     if (channel.pending() == 0) channel.last_progress = Clock::now();
     channel.outbound.append(bytes);
     return true;
+}
+
+bool Connection::queueOutbound(Channel& channel, std::string&& bytes) {
+    // Nothing queued: the reply becomes the queue, not a copy of it (a LIST of
+    // 100,000 criteria would be held twice).
+    if (channel.outbound.empty()) {
+        channel.last_progress = Clock::now();
+        channel.outbound = std::move(bytes);
+        channel.sent = 0;
+        return true;
+    }
+    return queueOutbound(channel, std::string_view(bytes));
 }
 
 void Connection::onEof(ssh_session, ssh_channel, void* userdata) {

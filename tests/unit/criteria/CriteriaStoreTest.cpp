@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -240,6 +241,144 @@ TEST_CASE("lifetime: idle from observed counter changes, total, packets and byte
     const uint32_t t = g.add("alice", request("192.0.2.1", total(30)), at(0));
     CHECK_FALSE(g.store.lifetime(g.get("alice", t), 29 * kSecond).expired_by);
     CHECK(g.store.lifetime(g.get("alice", t), 30 * kSecond).expired_by == TimeoutKind::Total);
+}
+
+TEST_CASE("a stored request gives back the ADD as received, every field") {
+    dtcp::AddRequest r = request("192.0.2.1", idle(30));
+    r.match.src.push_back(test::addressEntry("192.0.2.9", Family::V4));
+    r.match.dst = {test::addressEntry("198.51.100.0/24", Family::V4)};
+    r.match.proto = {NumberEntry{false, 6, 6}, NumberEntry{true, 17, 17}};
+    r.match.sport = {NumberEntry{false, 1024, 65535}};
+    r.match.dport = {NumberEntry{false, 80, 80}, NumberEntry{false, 443, 443}};
+    r.match.icmp_type = {NumberEntry{false, 8, 8}};
+    r.match.icmp_code = {NumberEntry{true, 0, 0}};
+    r.match.input_ifindexes = {3, 4};
+    r.match.output_ifindexes = {7};
+    r.match_text.push_back({"Dest-Port", "80,443"});
+    r.match_text.push_back({"X-Empty", ""});
+    r.match_text.push_back({"X-Bytes", std::string("a\0b\xff", 4)});
+    r.send_async = true;
+    r.priority = 5;
+
+    const auto same = [](const dtcp::AddRequest& a, const dtcp::AddRequest& b) {
+        CHECK(a.cdest_ids == b.cdest_ids);
+        CHECK(a.match == b.match);
+        CHECK(a.match_text == b.match_text);
+        CHECK(a.timeouts == b.timeouts);
+        CHECK(a.is_static == b.is_static);
+        CHECK(a.send_async == b.send_async);
+        CHECK(a.priority == b.priority);
+        CHECK(a.delivery == b.delivery);
+        CHECK(a.input_interfaces == b.input_interfaces);
+        CHECK(a.output_interfaces == b.output_interfaces);
+        CHECK(a.vrf_name == b.vrf_name);
+        CHECK(a.md_intercept_id == b.md_intercept_id);
+        CHECK(a.extension_text == b.extension_text);
+    };
+    // Without the rare fields, then with them.
+    same(StoredRequest(r).toAddRequest(), r);
+    CHECK(StoredRequest(r).match() == r.match);
+    dtcp::DeliverySet set;
+    set.dest_addresses = {dtcp::IpAddress{Family::V4, dataplane::Address{203, 0, 113, 5}}};
+    set.dest_ports = {50000};
+    set.source_address = dtcp::IpAddress{Family::V4, dataplane::Address{198, 51, 100, 1}};
+    set.source_port = 49153;
+    r.delivery = set;
+    r.input_interfaces = {"ge-0/0/1.0"};
+    r.output_interfaces = {"ge-0/0/2.0", "ge-0/0/3.0"};
+    r.vrf_name = "blue";
+    r.md_intercept_id = dtcp::MdInterceptId{"0x2a", 42};
+    r.extension_text = {{"X-JTap-VRF-Name", "blue"}, {"X-MD-Intercept-Id", "0x2a"}};
+    const StoredRequest stored(r);
+    same(stored.toAddRequest(), r);
+    CHECK(stored.vrfName() == r.vrf_name);
+    CHECK(stored.extensionText() == r.extension_text);
+    CHECK(StoredRequest().match() == MatchSpec{});
+}
+
+// The bandwidth window as it was kept per criterion (a time with every
+// sample): the store's tick-numbered samples must give the same averages.
+struct ReferenceWindow {
+    std::vector<std::pair<uint64_t, uint64_t>> samples;  // (time, bytes), oldest first
+    void add(uint64_t time_ns, uint64_t bytes, uint64_t window_ns) {
+        samples.emplace_back(time_ns, bytes);
+        size_t stale = 0;
+        while (samples.size() - stale >= 2 && samples[stale + 1].first + window_ns <= time_ns)
+            ++stale;
+        samples.erase(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(stale));
+    }
+    uint64_t average(uint64_t bytes_now, uint64_t now_ns, uint64_t window_ns) const {
+        if (samples.empty()) return 0;
+        auto reference = samples.front();
+        for (const auto& s : samples) {
+            if (s.first + window_ns > now_ns) break;
+            reference = s;
+        }
+        if (now_ns <= reference.first || bytes_now < reference.second) return 0;
+        const long double bits = static_cast<long double>(bytes_now - reference.second) * 8;
+        return static_cast<uint64_t>(bits /
+                                     (static_cast<long double>(now_ns - reference.first) / 1e9L));
+    }
+};
+
+TEST_CASE("bandwidth window: the ADD and one sample a tick, one a window old kept") {
+    constexpr uint64_t kWindow = CriteriaStore::kBandwidthWindowNs;
+    StoreFixture f;
+    std::map<uint32_t, ReferenceWindow> reference;
+    const uint64_t ms = kSecond / 1000;
+    uint64_t now = 5 * kSecond;
+    auto add = [&](const std::string& source) {
+        Instant when = at(0);
+        when.boottime_ns = now;
+        const uint32_t id = f.add("alice", request(source, {}, true), when);
+        reference[id].samples.emplace_back(now, 0);  // the ADD
+        return id;
+    };
+    auto check = [&](uint64_t at_ns) {
+        for (const auto& [id, ref] : reference) {
+            const Criterion& c = f.get("alice", id);
+            const uint64_t bytes = f.store.matched(c).bytes;
+            CAPTURE(id);
+            CAPTURE(at_ns);
+            CHECK(f.store.averageBandwidth(c, bytes, at_ns) == ref.average(bytes, at_ns, kWindow));
+        }
+    };
+    const uint32_t first = add("192.0.2.1");
+    check(now);
+    // Ticks a second apart, a stall with catch-up ticks 100 ms apart, long
+    // gaps; criteria added between ticks; traffic on some.
+    const std::vector<uint64_t> steps = {1000, 1000,  1000, 1000, 3000, 100,  100,   100,
+                                         1000, 1000,  1000, 1000, 1000, 1000, 1000,  1000,
+                                         1000, 12000, 100,  1000, 1000, 1000, 1000,  1000,
+                                         1000, 1000,  1000, 1000, 1000, 1000, 25000, 1000};
+    uint32_t second = 0, third = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        now += steps[i] * ms;
+        if (i == 2) second = add("192.0.2.2");
+        if (i == 9) third = add("192.0.2.3");
+        f.maps.addTraffic(f.get("alice", first).slot.slot, 1, 1000 * (i + 1));
+        if (second && i % 3 == 0) f.maps.addTraffic(f.get("alice", second).slot.slot, 2, 700);
+        check(now);
+        f.store.observe(now);
+        f.store.sampleBandwidth(now);
+        for (auto& [id, ref] : reference) {
+            ref.add(now, f.store.matched(f.get("alice", id)).bytes, kWindow);
+        }
+        // A LIST between ticks, and one much later.
+        check(now + 400 * ms);
+        check(now + 30 * kSecond);
+    }
+    CHECK(third != 0);
+    // A criterion removed leaves the others' windows as they were.
+    REQUIRE(f.store.remove(CriterionKey{"alice", second}));
+    reference.erase(second);
+    now += kSecond;
+    f.store.sampleBandwidth(now);
+    for (auto& [id, ref] : reference)
+        ref.add(now, f.store.matched(f.get("alice", id)).bytes, kWindow);
+    check(now + 2 * kSecond);
+    // The window keeps a few samples a criterion, not one a tick since the ADD.
+    CHECK(f.get("alice", first).sampled_bytes.size() <= kWindow / kSecond + 2);
 }
 
 TEST_CASE("refresh replaces the given limits only and moves the data-plane deadline") {

@@ -763,12 +763,12 @@ TEST_CASE("store -> JSON -> new store: the same criteria under the same IDs") {
         CHECK(b.publication.filters == a.publication.filters);
         CHECK(b.publication.destinations == a.publication.destinations);
         CHECK(b.publication.effective_priority == a.publication.effective_priority);
-        CHECK(b.request.match == a.request.match);
-        CHECK(b.request.match_text == a.request.match_text);
-        CHECK(b.request.extension_text == a.request.extension_text);
+        CHECK(b.request.match() == a.request.match());
+        CHECK(b.request.matchText() == a.request.matchText());
+        CHECK(b.request.extensionText() == a.request.extensionText());
         CHECK(b.request.cdest_ids == a.request.cdest_ids);
-        CHECK(b.request.delivery == a.request.delivery);
-        CHECK(b.request.input_interfaces == a.request.input_interfaces);
+        CHECK(b.request.delivery() == a.request.delivery());
+        CHECK(b.request.inputInterfaces() == a.request.inputInterfaces());
         CHECK(b.limits == a.limits);
         CHECK(b.added == a.added);
         CHECK(b.last_refresh == a.last_refresh);

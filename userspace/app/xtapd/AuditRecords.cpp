@@ -20,23 +20,24 @@ std::string addressText(const dataplane::Address& address, dataplane::Family fam
 }  // namespace
 
 json addedCriterionAudit(const criteria::Criterion& criterion) {
-    const dtcp::AddRequest& request = criterion.request;
+    const criteria::StoredRequest& request = criterion.request;
     json match = json::array();
-    for (const dtcp::Field& f : request.match_text) match.push_back(json::array({f.name, f.value}));
+    for (const dtcp::Field& f : request.matchText())
+        match.push_back(json::array({f.name, f.value}));
     // The selectors that narrow the match too.
     auto joined = [](const std::vector<std::string>& names) {
         std::string out;
         for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
         return out;
     };
-    if (!request.input_interfaces.empty())
-        match.push_back(json::array({"X-JTap-Input-Interface", joined(request.input_interfaces)}));
-    if (!request.output_interfaces.empty())
+    if (!request.inputInterfaces().empty())
+        match.push_back(json::array({"X-JTap-Input-Interface", joined(request.inputInterfaces())}));
+    if (!request.outputInterfaces().empty())
         match.push_back(
-            json::array({"X-JTap-Output-Interface", joined(request.output_interfaces)}));
-    if (request.vrf_name) match.push_back(json::array({"X-JTap-VRF-Name", *request.vrf_name}));
-    if (request.md_intercept_id)
-        match.push_back(json::array({"X-MD-Intercept-Id", request.md_intercept_id->hex}));
+            json::array({"X-JTap-Output-Interface", joined(request.outputInterfaces())}));
+    if (request.vrfName()) match.push_back(json::array({"X-JTap-VRF-Name", *request.vrfName()}));
+    if (request.mdInterceptId())
+        match.push_back(json::array({"X-MD-Intercept-Id", request.mdInterceptId()->hex}));
 
     json cdest = json::array();
     for (const criteria::ContentDestination& d : criterion.publication.destinations) {

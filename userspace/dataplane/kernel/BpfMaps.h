@@ -58,7 +58,11 @@ class BpfMaps final : public MapWriter {
     // one syscall per criterion was O(criteria) syscalls a second. Not
     // thread-safe: the caller holds the controller's lock across the pass.
     bool takeCounterSnapshot();  // false: the batch read failed, slot-by-slot reads go on
-    void dropCounterSnapshot() { snapshot_valid_ = false; }
+    // Frees it too: 24 B a slot (3 MB at 131,072 slots) held only during the pass.
+    void dropCounterSnapshot() {
+        snapshot_valid_ = false;
+        snapshot_ = {};
+    }
     xtap_control control() const;
 
     // What an earlier controller left in pinned maps (a restart), for
