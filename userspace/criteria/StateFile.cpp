@@ -24,16 +24,18 @@ uint64_t minus(uint64_t a, uint64_t b) {
 }  // namespace
 
 std::string formatStateFile(const CriteriaStore& store, const Instant& now, const SeqStates& seq,
-                            const StateClock& clock, uint64_t journal_gen) {
+                            const StateClock& clock, uint64_t journal_gen,
+                            const OwedNotices& owed) {
     const json saved{{"unix_ms", clock.unix_ms},
                      {"boottime_ns", clock.boottime_ns},
                      {"boot_id", clock.boot_id},
                      {"journal_gen", journal_gen}};
-    // The dump of {"format", "saved", "store", "version"} (nlohmann sorts the
-    // keys), written piece by piece: the store as one JSON value would cost
-    // ~13 KB a criterion. Compact: it is rewritten often.
-    std::string text =
-        "{\"format\":" + json(kFormat).dump() + ",\"saved\":" + saved.dump() + ",\"store\":";
+    // The dump of {"format", "owed_notices", "saved", "store", "version"}
+    // (nlohmann sorts the keys), written piece by piece: the store as one JSON
+    // value would cost ~13 KB a criterion. Compact: it is rewritten often.
+    std::string text = "{\"format\":" + json(kFormat).dump();
+    if (!owed.empty()) text += ",\"owed_notices\":" + json(owed).dump();
+    text += ",\"saved\":" + saved.dump() + ",\"store\":";
     store.dumpJson(text, now, seq);
     text += ",\"version\":" + json(kVersion).dump() + "}\n";
     return text;
@@ -96,6 +98,15 @@ std::variant<LoadedState, std::string> parseStateFile(std::string_view text, con
         loaded.saved.unix_ms = saved.at("unix_ms").get<uint64_t>();
         loaded.saved.boottime_ns = saved.at("boottime_ns").get<uint64_t>();
         loaded.saved.boot_id = saved.at("boot_id").get<std::string>();
+        if (doc.contains("owed_notices")) {
+            where = "/owed_notices";
+            const json& owed = doc.at("owed_notices");
+            if (!owed.is_object()) return where + ": not an object";
+            for (const auto& [user, alert] : owed.items()) {
+                if (!alert.is_string()) return where + ": values must be strings";
+                loaded.owed.emplace(user, alert.get<std::string>());
+            }
+        }
     } catch (const std::exception& e) {
         return where + ": " + e.what();
     }

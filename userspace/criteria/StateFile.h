@@ -3,6 +3,7 @@
 // counters and Seq windows across a restart (issue 6, continuity).
 //
 //   {"format": "xtap-state", "version": 1,
+//    "owed_notices": {"user": "Alert-Info", ...},   (only when some are owed)
 //    "saved": {"unix_ms": ..., "boottime_ns": ..., "boot_id": "..."},
 //    "store": <CriteriaStore::toJson>}
 //
@@ -13,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -29,10 +31,16 @@ struct StateClock {
     std::string boot_id;  // /proc/sys/kernel/random/boot_id
 };
 
+// The 599 notifications (dtcp.md §11) owed to users who have not connected
+// since their criteria were lost: user -> Alert-Info. Kept in the file so a
+// second restart before the user connects does not forget them.
+using OwedNotices = std::map<std::string, std::string, std::less<>>;
+
 // The file's text for `store` (toJson of the store and the Seq windows).
 // `journal_gen` names the state journal that continues this file (StateJournal.h).
 std::string formatStateFile(const CriteriaStore& store, const Instant& now, const SeqStates& seq,
-                            const StateClock& clock, uint64_t journal_gen = 0);
+                            const StateClock& clock, uint64_t journal_gen = 0,
+                            const OwedNotices& owed = {});
 
 struct LoadedState {
     StoreSnapshot snapshot;   // times already moved on to `now`
@@ -40,6 +48,7 @@ struct LoadedState {
     bool same_boot = false;   // the pinned maps can still hold its slots
     StateClock saved;
     JournalApplied journal;  // what the state journal added to the file
+    OwedNotices owed;
 };
 
 // Parses and checks the file's text. The error names the JSON location and

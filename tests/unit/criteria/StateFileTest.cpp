@@ -258,6 +258,11 @@ TEST_CASE("a state file that cannot be trusted gets an error naming the place an
     other = doc;
     other["store"]["criteria"][0]["slot"]["counted"]["packets"] = 99;
     CHECK(errorOf(other.dump()).rfind("/store/criteria/0:", 0) == 0);
+    other = doc;
+    other["owed_notices"] = json::array();
+    CHECK(errorOf(other.dump()) == "/owed_notices: not an object");
+    other["owed_notices"] = {{"alice", 599}};
+    CHECK(errorOf(other.dump()) == "/owed_notices: values must be strings");
     // No target in any error.
     for (const std::string& e : {errorOf(other.dump()), errorOf(good.substr(0, 80))})
         CHECK(e.find("198.18") == std::string::npos);
@@ -311,6 +316,25 @@ TEST_CASE("the state file written and read a criterion at a time is the whole do
     const auto damaged = parseStateFile(doc.dump(), clockAt(6));
     REQUIRE(std::holds_alternative<std::string>(damaged));
     CHECK(std::get<std::string>(damaged).rfind("/store/criteria/2:", 0) == 0);
+}
+
+TEST_CASE("599s still owed are kept in the state file, and only then") {
+    Before before;
+    before.add(request("198.18.2.2", total(600)), at(0));
+    const std::string none = formatStateFile(before.store, at(1), {}, clockAt(1));
+    CHECK(none.find("owed_notices") == std::string::npos);
+    const auto plain = parseStateFile(none, clockAt(2));
+    REQUIRE(std::holds_alternative<LoadedState>(plain));
+    CHECK(std::get<LoadedState>(plain).owed.empty());
+
+    const OwedNotices owed{{"alice", "xtapd restarted without its saved criteria"},
+                           {"bob", "every criterion was flushed by the operator"}};
+    const std::string text = formatStateFile(before.store, at(1), {}, clockAt(1), 5, owed);
+    CHECK(json::parse(text).at("owed_notices") == json(owed));
+    const auto loaded = parseStateFile(text, clockAt(2));
+    REQUIRE(std::holds_alternative<LoadedState>(loaded));
+    CHECK(std::get<LoadedState>(loaded).owed == owed);
+    CHECK(std::get<LoadedState>(loaded).snapshot.criteria.size() == 1);
 }
 
 }  // namespace

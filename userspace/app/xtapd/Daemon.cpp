@@ -564,7 +564,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         }
         rec["criteria"] = ids;
         auditEventDeferred(rec);
-        return result.messages();
+        return std::move(result).messages();
     }
 
     // The durability barrier: the audit records and journal lines of the
@@ -841,7 +841,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     std::chrono::steady_clock::time_point last_save = std::chrono::steady_clock::now();
     std::chrono::steady_clock::duration last_save_took{};
     // Users owed a 599 at their next connection, with its Alert-Info.
-    std::map<std::string, std::string, std::less<>> owed_restart_notice;
+    // In the state file too: a second restart before the user connects keeps them.
+    criteria::OwedNotices owed_restart_notice;
 
     std::string statePath() const { return cfg.state_dir + "/state.json"; }
     std::string journalPath() const { return cfg.state_dir + "/state.journal"; }
@@ -952,6 +953,9 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const auto report = service->restore(saved_state->snapshot, lookup, now());
         for (const auto& [user, state] : saved_state->snapshot.seq_states)
             seq_by_user[user] = dtcp::SeqWindow(state);
+        // Still owed from an earlier run, to users still configured.
+        for (const auto& [user, alert] : saved_state->owed)
+            if (cfg.users.count(user)) owed_restart_notice.emplace(user, alert);
         for (const auto& d : report.dropped) {
             spdlog::warn("criterion {} of {} not restored: {}", d.key.id, d.key.user, d.reason);
             owed_restart_notice.emplace(d.key.user,
@@ -976,8 +980,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const CounterSnapshot snapshot(*maps);
         try {
             const uint64_t gen = ++journal_gen;
-            const std::string text =
-                criteria::formatStateFile(*store, now(), seq, stateClockNow(), gen);
+            const std::string text = criteria::formatStateFile(*store, now(), seq, stateClockNow(),
+                                                               gen, owed_restart_notice);
             writeStateFile(statePath(), text);
             last_state_bytes = text.size();
             if (!journal) journal = std::make_unique<criteria::StateJournal>(journalPath());
@@ -1047,6 +1051,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         {
             std::lock_guard g(lock);
             owed_restart_notice.erase(user);
+            state_dirty = true;  // the journal does not carry owed notices
         }
         auditEvent({{"event", "notification"}, {"user", user}, {"status", 599}});
     }
