@@ -85,25 +85,29 @@ std::vector<uint8_t> buildFrame(const FlowSpec& f) {
     udp->source = htons(f.sport);
     udp->dest = htons(f.dport);
     udp->len = htons(uint16_t(udp_len));
+    // The IP headers are built aligned and copied in: l3 is 14 bytes into the
+    // frame, off the 4-byte alignment iphdr and ip6_hdr need (UBSan).
     if (f.family == AF_INET) {
-        auto* ip = reinterpret_cast<iphdr*>(l3);
-        ip->version = 4;
-        ip->ihl = 5;
-        ip->tot_len = htons(uint16_t(ip_len));
-        ip->ttl = 64;
-        ip->protocol = IPPROTO_UDP;
-        std::memcpy(&ip->saddr, f.src.data(), 4);
-        std::memcpy(&ip->daddr, f.dst.data(), 4);
-        ip->check = htons(fold(sum16(l3, sizeof(iphdr))));
+        iphdr ip{};
+        ip.version = 4;
+        ip.ihl = 5;
+        ip.tot_len = htons(uint16_t(ip_len));
+        ip.ttl = 64;
+        ip.protocol = IPPROTO_UDP;
+        std::memcpy(&ip.saddr, f.src.data(), 4);
+        std::memcpy(&ip.daddr, f.dst.data(), 4);
+        ip.check = htons(fold(sum16(reinterpret_cast<const uint8_t*>(&ip), sizeof ip)));
+        std::memcpy(l3, &ip, sizeof ip);
         // UDP checksum 0: none, allowed over IPv4.
     } else {
-        auto* ip = reinterpret_cast<ip6_hdr*>(l3);
-        ip->ip6_flow = htonl(6u << 28);
-        ip->ip6_plen = htons(uint16_t(udp_len));
-        ip->ip6_nxt = IPPROTO_UDP;
-        ip->ip6_hlim = 64;
-        std::memcpy(&ip->ip6_src, f.src.data(), 16);
-        std::memcpy(&ip->ip6_dst, f.dst.data(), 16);
+        ip6_hdr ip{};
+        ip.ip6_flow = htonl(6u << 28);
+        ip.ip6_plen = htons(uint16_t(udp_len));
+        ip.ip6_nxt = IPPROTO_UDP;
+        ip.ip6_hlim = 64;
+        std::memcpy(&ip.ip6_src, f.src.data(), 16);
+        std::memcpy(&ip.ip6_dst, f.dst.data(), 16);
+        std::memcpy(l3, &ip, sizeof ip);
         uint32_t acc = sum16(f.src.data(), 16);
         acc = sum16(f.dst.data(), 16, acc);
         acc += uint32_t(udp_len) + IPPROTO_UDP;

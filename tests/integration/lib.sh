@@ -7,6 +7,11 @@ BUILD_DIR=${XTAP_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/
 SOURCE_DIR=${XTAP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 TAG="xt$$"
 WORK=$(mktemp -d "/tmp/xtap-test.XXXXXX")
+# In a sanitizer build (XTAP_SANITIZE) every report of every process the test
+# starts goes to $WORK/sanitizer.PID: a daemon stopped by a signal reports no
+# exit status, so cleanup fails the test on any report. No effect otherwise.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$WORK/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$WORK/sanitizer"
 NAMESPACES=()
 PIDS=()
 MOUNTS=()
@@ -34,18 +39,32 @@ cleanup() {
     for ns in "${NAMESPACES[@]}"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
     done
-    sleep 0.2
+    # Up to 5 s to exit (a sanitizer build writes its report on the way
+    # out), then the rest is killed.
+    local left
+    for _ in $(seq 50); do
+        left=$(for ns in "${NAMESPACES[@]}"; do ip netns pids "$ns" 2>/dev/null; done)
+        [[ -z $left ]] && break
+        sleep 0.1
+    done
     for ns in "${NAMESPACES[@]}"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done
+    local reports=("$WORK"/sanitizer.*)
+    if [[ -e ${reports[0]} ]]; then
+        echo "FAIL: sanitizer reports:" >&2
+        cat "${reports[@]}" >&2
+        rc=1
+    fi
     if [[ $rc -ne 0 ]]; then
         echo "test failed (rc=$rc); work directory kept: $WORK" >&2
     else
         rm -rf "$WORK"
     fi
+    exit "$rc"
 }
 trap cleanup EXIT
 # A kill (ctest's timeout, Ctrl-C, a script's SIGTERM) exits through the EXIT
