@@ -306,6 +306,27 @@ def fmt(v, spec=",.0f", none="-"):
     return none if v is None else format(v, spec)
 
 
+def copy_table(size, t):
+    """One frame size of a copy-path section: the table, then where copies
+    were lost (and tcpdump's kernel drops), per configuration."""
+    lines = [f"{size}-byte frames:", "",
+             "| configuration | forwarded pps | x baseline | copies/s | copies / matched | CPU ns/packet |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c, s in t.items():
+        frac = s.get("copies_delivered_fraction")
+        lines.append(f"| {COPY_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
+                     f"| {fmt(s.get('copies_per_s'))} | {fmt(frac and 100 * frac, '.2f')}{'%' if frac is not None else ''} "
+                     f"| {fmt(s['cpu_ns_per_packet'])} |")
+    lines.append("")
+    for c, s in t.items():
+        if s.get("lost_at"):
+            lines.append(f"- {c}: copies lost at " + "; ".join(s["lost_at"]) + " (summed over the windows)")
+        if s.get("tcpdump_dropped_by_kernel") is not None:
+            lines.append(f"- tcpdump: {s['tcpdump_dropped_by_kernel']} packets dropped by the kernel "
+                         "(summed over the windows)")
+    return lines
+
+
 def markdown(result):
     m = result["meta"]
     lines = [f"Figures from the run of {m['date_utc']}: kernel {m['kernel']}, {m['cpus']} vCPUs, "
@@ -330,22 +351,7 @@ def markdown(result):
     if "copy" in result:
         lines += ["### Copy path, every packet of the flow matched", ""]
         for size, t in result["copy"].items():
-            lines += [f"{size}-byte frames:", "",
-                      "| configuration | forwarded pps | x baseline | copies/s | copies / matched | CPU ns/packet |",
-                      "|---|---:|---:|---:|---:|---:|"]
-            for c, s in t.items():
-                frac = s.get("copies_delivered_fraction")
-                lines.append(f"| {COPY_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
-                             f"| {fmt(s.get('copies_per_s'))} | {fmt(frac and 100 * frac, '.2f')}{'%' if frac is not None else ''} "
-                             f"| {fmt(s['cpu_ns_per_packet'])} |")
-            lines.append("")
-            for c, s in t.items():
-                if s.get("lost_at"):
-                    lines.append(f"- {c}: copies lost at " + "; ".join(s["lost_at"]) + " (summed over the windows)")
-                if s.get("tcpdump_dropped_by_kernel") is not None:
-                    lines.append(f"- tcpdump: {s['tcpdump_dropped_by_kernel']} packets dropped by the kernel "
-                                 "(summed over the windows)")
-            lines.append("")
+            lines += copy_table(size, t) + [""]
         if result.get("copy_targets"):
             lines += ["| target | value | met |", "|---|---:|---|"]
             for name, t in result["copy_targets"].items():
@@ -385,18 +391,7 @@ def markdown(result):
     if "multicore" in result:
         lines += ["### Multi-core copy path (xtapd native, 16 flows, flood)", ""]
         for size, t in result["multicore"].items():
-            lines += [f"{size}-byte frames:", "",
-                      "| configuration | forwarded pps | x baseline | copies/s | copies / matched | CPU ns/packet |",
-                      "|---|---:|---:|---:|---:|---:|"]
-            for c, s in t.items():
-                frac = s.get("copies_delivered_fraction")
-                lines.append(f"| {COPY_LABELS.get(c, c)} | {fmt(s['pps'])} | {fmt(s['pps_x_baseline'], '.3f')} "
-                             f"| {fmt(s.get('copies_per_s'))} | {fmt(frac and 100 * frac, '.2f')}{'%' if frac is not None else ''} "
-                             f"| {fmt(s['cpu_ns_per_packet'])} |")
-            lines.append("")
-            for c, s in t.items():
-                if s.get("lost_at"):
-                    lines.append(f"- {c}: copies lost at " + "; ".join(s["lost_at"]) + " (summed over the windows)")
+            lines += copy_table(size, t)
             sc = result.get("multicore_scaling", {}).get(size)
             if sc:
                 lines.append(f"- 2 threads / 1 thread: copies/s x{sc['copies_per_s_2_over_1']:.2f}, "
