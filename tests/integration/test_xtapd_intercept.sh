@@ -14,29 +14,16 @@ COPYTOOL="$SOURCE_DIR/tests/integration/copytool.py"
 [[ -x "$XTAPD" ]] || fail "build first: $XTAPD missing"
 command -v ssh >/dev/null || fail "OpenSSH client missing: run scripts/bootstrap"
 
-TGT="${TAG}tgt" RTR="${TAG}rtr" NET="${TAG}net" MD="${TAG}md"
-for ns in "$TGT" "$RTR" "$NET" "$MD"; do netns_add "$ns"; done
-ip link add t0 netns "$TGT" type veth peer name r0 netns "$RTR"
-ip link add i0 netns "$NET" type veth peer name r1 netns "$RTR"
-ip link add m0 netns "$MD" type veth peer name r2 netns "$RTR"
-in_ns "$TGT" ip addr add 198.18.1.2/24 dev t0
+router_lab
+# On top of the router lab: a bystander address beside the target, and IPv6.
 in_ns "$TGT" ip addr add 198.18.1.3/24 dev t0
 in_ns "$TGT" ip addr add 2001:db8:1::2/64 dev t0 nodad
-in_ns "$RTR" ip addr add 198.18.1.1/24 dev r0
 in_ns "$RTR" ip addr add 2001:db8:1::1/64 dev r0 nodad
-in_ns "$RTR" ip addr add 198.18.2.1/24 dev r1
 in_ns "$RTR" ip addr add 2001:db8:2::1/64 dev r1 nodad
-in_ns "$RTR" ip addr add 198.18.20.1/24 dev r2
-in_ns "$NET" ip addr add 198.18.2.2/24 dev i0
 in_ns "$NET" ip addr add 2001:db8:2::2/64 dev i0 nodad
-in_ns "$MD" ip addr add 198.18.20.2/24 dev m0
-for l in "$TGT t0" "$RTR r0" "$RTR r1" "$RTR r2" "$NET i0" "$MD m0"; do set -- $l; in_ns "$1" ip link set "$2" up; done
-in_ns "$TGT" ip route add default via 198.18.1.1
 in_ns "$TGT" ip -6 route add default via 2001:db8:1::1
-in_ns "$NET" ip route add default via 198.18.2.1
 in_ns "$NET" ip -6 route add default via 2001:db8:2::1
-in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-plain_link "$TGT" t0; plain_link "$NET" i0
+in_ns "$RTR" sysctl -qw net.ipv6.conf.all.forwarding=1
 private_bpffs
 
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
