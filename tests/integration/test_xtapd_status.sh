@@ -103,6 +103,10 @@ C() { echo "$S" | jq_ "d[\"counters\"][\"$1\"]"; }
 [[ $(C to_send) -eq $N ]] || fail "to_send $(C to_send), expected $N (one Cdest)"
 [[ $(( $(C sent) + $(C dropped) )) -eq $(C to_send) ]] || fail "sent + dropped != to_send"
 [[ $(C sent) -eq $N ]] || fail "sent $(C sent) of $N (drops: $(echo "$S" | jq_ 'd["counters"]["dropped_by_reason"]'))"
+# Copies in clear over a veth: UDP GSO is accepted, no socket falls back.
+echo "sent in UDP GSO messages: $(C sent_in_gso) of $(C sent)"
+[[ $(C sent_in_gso) -le $(C sent) ]] || fail "sent_in_gso $(C sent_in_gso) > sent $(C sent)"
+[[ $(C gso_fallbacks) -eq 0 ]] || fail "a socket fell back from UDP GSO on a veth route: $(C gso_fallbacks)"
 [[ $(echo "$S" | jq_ 'd["clients"][0]["user"]') == md1 ]] || fail "clients: $S"
 [[ $(echo "$S" | jq_ 'd["clients"][0]["criteria"]') -eq 1 ]] || fail "md1 should have 1 criterion: $S"
 [[ $(echo "$S" | jq_ 'd["cdests"][0]["labels"][0]["cdest_id"]') == cd1 ]] || fail "cdests: $S"

@@ -90,6 +90,10 @@ std::string formatMetrics(const Status& s) {
               st.delivery.copies_sent);
     e.counter("xtap_copy_bytes_sent_total", "UDP payload bytes of the copies sent.",
               st.delivery.bytes_sent);
+    e.counter("xtap_copies_sent_in_gso_total",
+              "Copies sent inside a UDP GSO message (several copies per send).", st.sent_in_gso);
+    e.counter("xtap_gso_fallbacks_total",
+              "Sockets that fell back from UDP GSO to one message per copy.", st.gso_fallbacks);
     e.family("xtap_copies_dropped_total", "counter",
              "Copies dropped on the way to a content destination.");
     for (size_t i = 0; i < delivery::kDropReasonCount; ++i) {

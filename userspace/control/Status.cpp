@@ -106,7 +106,9 @@ json toJson(const Status& s) {
                      {"no_criterion", st.no_criterion},
                      {"not_ip", st.not_ip},
                      {"to_send", st.to_send},
-                     {"encapsulated", st.encapsulated}};
+                     {"encapsulated", st.encapsulated},
+                     {"sent_in_gso", st.sent_in_gso},
+                     {"gso_fallbacks", st.gso_fallbacks}};
     counters.update(toJson(st.delivery));
     j["counters"] = counters;
     j["cdests"] = json::array();
@@ -156,6 +158,9 @@ std::variant<Status, std::string> statusFromJson(const json& j) {
         st.not_ip = c.at("not_ip").get<uint64_t>();
         st.to_send = c.at("to_send").get<uint64_t>();
         st.encapsulated = c.at("encapsulated").get<uint64_t>();
+        // Absent from an older xtapd's document.
+        st.sent_in_gso = c.value("sent_in_gso", uint64_t(0));
+        st.gso_fallbacks = c.value("gso_fallbacks", uint64_t(0));
         st.delivery = countersFromJson(c);
         for (const auto& d : j.at("cdests")) {
             CdestStatus e;
@@ -254,7 +259,8 @@ std::string renderTable(const Status& s) {
         {"to send", std::to_string(st.to_send), "copies, one per distinct content destination"},
         {"encapsulated", std::to_string(st.encapsulated), "queued to a socket"},
         {"sent", std::to_string(st.delivery.copies_sent),
-         fmt::format("{} bytes", st.delivery.bytes_sent)},
+         fmt::format("{} bytes; {} of them in UDP GSO messages; GSO fallbacks {}",
+                     st.delivery.bytes_sent, st.sent_in_gso, st.gso_fallbacks)},
         {"dropped", std::to_string(st.dropped()), drops(st.delivery)},
     };
     out += table(rows);

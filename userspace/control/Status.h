@@ -52,6 +52,11 @@ struct StageCounters {
     // Delivery: sent, bytes and drops by reason, summed over every Cdest.
     // Invariant once the sender is flushed: sent + dropped = to_send.
     delivery::CdestCounters delivery;
+    // Of the copies sent: those that left inside a UDP GSO message (one trip
+    // through the stack for up to 64 copies); and the sockets that fell back
+    // for good to one message per copy (a route that refuses UDP_SEGMENT).
+    uint64_t sent_in_gso = 0;
+    uint64_t gso_fallbacks = 0;
 
     uint64_t dropped() const { return delivery.droppedTotal(); }
     // Copies lost between cloned and received, by a named stage. Invalid

@@ -25,6 +25,8 @@ Status sample() {
     st.received = 100;
     st.to_send = 120;
     st.encapsulated = 118;
+    st.sent_in_gso = 96;
+    st.gso_fallbacks = 1;
     st.delivery.copies_sent = 110;
     st.delivery.bytes_sent = 11000;
     st.delivery.addDrop(DropReason::TunnelDown, 100);
@@ -59,6 +61,8 @@ TEST_CASE("status: JSON names the counters scripts read") {
     CHECK(j["counters"]["dropped_by_reason"]["rate_limit"] == 0);
     CHECK(j["counters"]["dropped_by_reason"]["ring_full"] == 0);
     CHECK(j["cdests"][0]["labels"][1]["cdest_id"] == "lab");
+    CHECK(j["counters"]["sent_in_gso"] == 96);
+    CHECK(j["counters"]["gso_fallbacks"] == 1);
 }
 
 TEST_CASE("status: every cloned copy is received or lost at a named stage") {
@@ -91,6 +95,16 @@ TEST_CASE("status: a document without the veth counter (older xtapd) still reads
     CHECK(std::get<Status>(back).interfaces[0].capture_veth_dropped == 0);
 }
 
+TEST_CASE("status: a document without the GSO counters (older xtapd) still reads") {
+    auto j = toJson(sample());
+    j["counters"].erase("sent_in_gso");
+    j["counters"].erase("gso_fallbacks");
+    auto back = statusFromJson(j);
+    REQUIRE(std::holds_alternative<Status>(back));
+    CHECK(std::get<Status>(back).stages.sent_in_gso == 0);
+    CHECK(std::get<Status>(back).stages.gso_fallbacks == 0);
+}
+
 TEST_CASE("status: a broken document is refused, not half read") {
     auto j = toJson(sample());
     j["counters"].erase("matched");
@@ -113,7 +127,7 @@ TEST_CASE("status: the table shows each section") {
     for (const char* part :
          {"Interfaces", "r0", "ge-0/0/0.0", "native", "xtcap5b", "Tunnels", "waiting", "Clients",
           "md1", "Copy path", "matched", "tunnel_down 2, send_error 8", "Content destinations",
-          "cd1 (md1), lab (md2)", "veth drops",
+          "cd1 (md1), lab (md2)", "veth drops", "96 of them in UDP GSO messages; GSO fallbacks 1",
           "cloned = received + lost (0 no socket, 3 AF_XDP) -3 in flight"})
         CHECK_MESSAGE(t.find(part) != std::string::npos, part);
     CHECK(t.find("note:") == std::string::npos);  // balanced
@@ -139,6 +153,8 @@ TEST_CASE("metrics: exposition lines, HELP and TYPE once per family") {
     CHECK(m.find("xtap_tunnel_up{tunnel=\"md\"} 1\n") != std::string::npos);
     CHECK(m.find("xtap_tunnel_up{tunnel=\"backup \\\"b\\\"\"} 0\n") != std::string::npos);
     CHECK(m.find("xtap_criteria 3\n") != std::string::npos);
+    CHECK(m.find("xtap_copies_sent_in_gso_total 96\n") != std::string::npos);
+    CHECK(m.find("xtap_gso_fallbacks_total 1\n") != std::string::npos);
     // Each family declared once; every line a comment or "name[{labels}] value".
     size_t types = 0, pos = 0;
     while ((pos = m.find("# TYPE xtap_copies_dropped_total ", pos)) != std::string::npos)

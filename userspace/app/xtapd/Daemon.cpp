@@ -1149,10 +1149,13 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const auto bpf = sinceStart(maps->readStats(), bpf_at_start);
         PumpCounters pump;
         std::map<uint32_t, delivery::CdestCounters> per_cdest;
+        uint64_t sent_in_gso = 0, gso_fallbacks = 0;
         for (const auto& lane : lanes) {
             pump += lane->counters;
             for (const auto& [id, labels] : cdest_labels.all())
                 if (const auto* c = lane->sender->counters(id)) per_cdest[id] += *c;
+            sent_in_gso += lane->sender->gsoCopies();
+            gso_fallbacks += lane->sender->gsoFallbacks();
         }
         return buildStatus({cfg,
                             uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
@@ -1160,7 +1163,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                                          .count()),
                             store->size(), std::move(clients), bpf, copy_path->interfaces(),
                             std::move(capture), tunnel_board.snapshot(), pump, std::move(per_cdest),
-                            cdest_labels});
+                            cdest_labels, sent_in_gso, gso_fallbacks});
     }
 
     // For the log at stop: the copy path's totals only (no user or Cdest names).

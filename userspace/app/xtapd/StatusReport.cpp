@@ -92,6 +92,8 @@ control::Status buildStatus(const StatusInputs& in) {
     st.not_ip = in.pump.not_ip;
     st.to_send = in.pump.to_send;
     st.encapsulated = in.pump.encapsulated;
+    st.sent_in_gso = in.sent_in_gso;
+    st.gso_fallbacks = in.gso_fallbacks;
     for (const auto& [id, labels] : in.cdests.all()) {
         control::CdestStatus d;
         d.id = id;

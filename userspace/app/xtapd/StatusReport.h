@@ -81,6 +81,8 @@ struct StatusInputs {
     const PumpCounters& pump;                                    // every copy thread's, summed
     std::map<uint32_t, delivery::CdestCounters> cdest_counters;  // every sender's, summed
     const CdestLabels& cdests;
+    uint64_t sent_in_gso = 0;  // every sender's gsoCopies(), summed
+    uint64_t gso_fallbacks = 0;
 };
 
 // The BPF counters live in the pinned maps and outlast an xtapd run (and a
