@@ -113,16 +113,32 @@ int main(int argc, char** argv) {
         const Case cases[] = {{"miss_ipv4_tcp", &miss4, 1}, {"miss_ipv6_tcp_2ext", &miss6, 2},
                               {"match_ipv4", &hit4, 1}, {"match_ipv6", &hit6, 2}};
 
-        auto measure = [&](int fd, const std::vector<uint8_t>& frame) {
-            std::vector<uint8_t> out;
-            xdp_md ctx{};
+        // With the tc hook (a kernel without XDP metadata) the classifier is
+        // the tc program, and its floor a bare tc program.
+        const bool tc = rig.tcHook();
+        const int floor_fd =
+            bpf_program__fd(tc ? floor_skel->progs.tc_pass : floor_skel->progs.xdp_pass);
+        auto measureFloor = [&](const std::vector<uint8_t>& frame) {
             uint32_t ns = 0;
-            BpfRig::testRun(fd, frame, rig.transit(0), out, ctx, repeat, &ns);
+            if (tc) {
+                BpfRig::testRunSkb(floor_fd, frame, rig.transit(0), repeat, &ns);
+            } else {
+                std::vector<uint8_t> out;
+                xdp_md ctx{};
+                BpfRig::testRun(floor_fd, frame, rig.transit(0), out, ctx, repeat, &ns);
+            }
+            return double(ns);
+        };
+        auto measure = [&](const std::vector<uint8_t>& frame) {
+            uint32_t ns = 0;
+            rig.runTransitProgram(frame, 0, repeat, &ns);
             return double(ns);
         };
 
         json results = json::object();
-        std::cout << "repeat " << repeat << ", " << rounds << " interleaved rounds, medians (ns/packet)\n";
+        std::cout << "hook " << dataplane::kernel::toString(rig.obj().hook()) << ", repeat "
+                  << repeat << ", " << rounds << " interleaved rounds, medians (ns/packet)\n";
+        results["hook"] = dataplane::kernel::toString(rig.obj().hook());
         uint32_t installed = 0;
         std::sort(sizes.begin(), sizes.end());
         std::map<std::string, double> one_filter;
@@ -135,18 +151,19 @@ int main(int argc, char** argv) {
             }
             std::map<std::string, std::vector<double>> samples;
             for (unsigned round = 0; round < rounds; ++round) {
-                samples["floor_xdp_pass"].push_back(measure(bpf_program__fd(floor_skel->progs.xdp_pass), miss4));
-                for (const auto& c : cases) samples[c.name].push_back(measure(rig.obj().transitProgFd(), *c.frame));
+                samples["floor_xdp_pass"].push_back(measureFloor(miss4));
+                for (const auto& c : cases) samples[c.name].push_back(measure(*c.frame));
                 // The fixed cost: parse to L3 and read the control row, then stop.
                 rig.maps().setEnabled(false);
-                samples["kill_switch_ipv4"].push_back(measure(rig.obj().transitProgFd(), miss4));
+                samples["kill_switch_ipv4"].push_back(measure(miss4));
                 rig.maps().setEnabled(true);
             }
             json row;
             const double floor = median(samples["floor_xdp_pass"]);
             row["floor_xdp_pass_ns"] = floor;
             std::cout << "\nfilters=" << n << " (masks " << rig.dp().maskCount() << ", rules " << rig.dp().ruleCount() << ")\n";
-            std::cout << "  floor (bare XDP_PASS)      " << floor << " ns\n";
+            std::cout << (tc ? "  floor (bare tc program)    " : "  floor (bare XDP_PASS)      ")
+                      << floor << " ns\n";
             const double parse_only = median(samples["kill_switch_ipv4"]);
             row["kill_switch_ipv4_ns"] = parse_only;
             std::cout << "  kill switch (parse to L3)  " << parse_only << " ns  " << parse_only / floor

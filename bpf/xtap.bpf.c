@@ -10,6 +10,10 @@
  *                 metadata does not survive the veth hop), describe them in
  *                 metadata and redirect the copy into the AF_XDP socket.
  *
+ * Where the kernel refuses bpf_xdp_adjust_meta to XDP programs, userspace
+ * loads xtap_transit_tc (tc classifies and clones) and xtap_capture_in_frame
+ * (the description goes in front of the copy) instead of those three.
+ *
  * Nothing here ever drops or alters a transit packet.
  */
 #include <linux/bpf.h>
@@ -39,29 +43,34 @@ static __always_inline int is_own_traffic(struct xtap_pkt *p)
     return bpf_map_lookup_elem(&excludes, &k) != 0;
 }
 
-SEC("xdp")
-int xtap_transit(struct xdp_md *ctx)
+/*
+ * The transit decision, shared by both hooks: parse, classify, count. 1 when
+ * the packet is to be copied. wire_len: the packet's whole length when the
+ * hook sees only part of it in [data, end) (a tc skb's linear area), else 0.
+ */
+static __always_inline int transit_select(void *ctx, void *data, void *end, __u32 ifindex,
+                                          __u32 wire_len)
 {
-    void *data = (void *)(long)ctx->data;
-    void *end = (void *)(long)ctx->data_end;
     struct xtap_pkt p = {};
     struct xtap_matches m;
     void *l3;
 
     if (parse_l3(data, end, &p, &l3) < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
-        return XDP_PASS;
+        return 0;
     }
-    p.key.ifindex = ctx->ingress_ifindex;
+    p.key.ifindex = ifindex;
+    if (wire_len)
+        p.l3_len = wire_len - (__u32)(l3 - data);
     m.count = 0;
     m.truncated = 0;
     int pending = classify(ctx, &p, l3, end, &m, 1);
     if (pending < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
-        return XDP_PASS;
+        return 0;
     }
     if (!m.count && !pending)
-        return XDP_PASS;
+        return 0;
 
     if (m.count)
         stat_inc(XTAP_STAT_MATCHED);
@@ -69,10 +78,35 @@ int xtap_transit(struct xdp_md *ctx)
         stat_inc(XTAP_STAT_FRAG_PENDING);
     if (is_own_traffic(&p)) {
         stat_inc(XTAP_STAT_EXCLUDED);
-        return XDP_PASS;
+        return 0;
     }
     if (m.truncated)
         stat_inc(XTAP_STAT_TRUNCATED);
+    return 1;
+}
+
+/* Clone a selected skb to its interface's capture veth; the original goes on. */
+static __always_inline void clone_to_capture(struct __sk_buff *skb, __u32 ifindex)
+{
+    struct xtap_transit_if *t = bpf_map_lookup_elem(&transit_ifs, &ifindex);
+    if (!t) {
+        stat_inc(XTAP_STAT_CLONE_FAILED);
+        return;
+    }
+    if (bpf_clone_redirect(skb, t->capture_ifindex, 0) == 0)
+        stat_inc(XTAP_STAT_CLONED);
+    else
+        stat_inc(XTAP_STAT_CLONE_FAILED);
+}
+
+SEC("xdp")
+int xtap_transit(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+
+    if (!transit_select(ctx, data, end, ctx->ingress_ifindex, 0))
+        return XDP_PASS;
     if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xtap_mark_meta)) < 0) {
         stat_inc(XTAP_STAT_MARK_FAILED);
         return XDP_PASS;
@@ -95,17 +129,36 @@ int xtap_clone(struct __sk_buff *skb)
     struct xtap_mark_meta *mark = (void *)(long)skb->data_meta;
     if ((void *)(mark + 1) > data || mark->magic != XTAP_META_MAGIC)
         return TC_ACT_OK;
+    clone_to_capture(skb, skb->ifindex);
+    return TC_ACT_OK;
+}
 
-    __u32 ifindex = skb->ifindex;
-    struct xtap_transit_if *t = bpf_map_lookup_elem(&transit_ifs, &ifindex);
-    if (!t) {
-        stat_inc(XTAP_STAT_CLONE_FAILED);
-        return TC_ACT_OK;
+/*
+ * The tc hook (XTAP_HOOK_TC), for kernels that refuse bpf_xdp_adjust_meta to
+ * XDP programs, where XDP cannot tell tc which packets it selected: tc
+ * ingress classifies and clones in one program, and no XDP program runs on
+ * the transit interface. Same classifier, same maps, same counters.
+ */
+SEC("tc")
+int xtap_transit_tc(struct __sk_buff *skb)
+{
+    __u32 ifindex = skb->ingress_ifindex;
+    __u32 len = skb->len;
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    __u64 linear = end - data;
+    /* Headers outside the linear area would make the packet unparsable: make
+     * them linear (the bytes stay as they are). */
+    if (linear < len && linear < XTAP_TC_PULL_LEN) {
+        bpf_skb_pull_data(skb, len < XTAP_TC_PULL_LEN ? len : XTAP_TC_PULL_LEN);
+        data = (void *)(long)skb->data;
+        end = (void *)(long)skb->data_end;
     }
-    if (bpf_clone_redirect(skb, t->capture_ifindex, 0) == 0)
-        stat_inc(XTAP_STAT_CLONED);
-    else
-        stat_inc(XTAP_STAT_CLONE_FAILED);
+
+    if (!transit_select(skb, data, end, ifindex, len))
+        return TC_ACT_OK;
+    stat_inc(XTAP_STAT_MARKED);
+    clone_to_capture(skb, ifindex);
     return TC_ACT_OK;
 }
 
@@ -118,8 +171,13 @@ struct {
     __type(value, struct xtap_matches);
 } capture_matches SEC(".maps");
 
-SEC("xdp")
-int xtap_capture(struct xdp_md *ctx)
+/*
+ * The capture program's body. in_frame (a constant): the description goes in
+ * front of the copy inside the frame (bpf_xdp_adjust_head: the copy is ours)
+ * instead of in the XDP metadata area, for kernels that refuse
+ * bpf_xdp_adjust_meta. Either way it ends where the copied packet starts.
+ */
+static __always_inline int capture(struct xdp_md *ctx, const int in_frame)
 {
     __u32 ifindex = ctx->ingress_ifindex;
     __u32 zero = 0;
@@ -151,15 +209,30 @@ int xtap_capture(struct xdp_md *ctx)
         return XDP_DROP;
     }
 
-    if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xtap_copy_meta)) < 0) {
-        stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-        return XDP_DROP;
-    }
-    data = (void *)(long)ctx->data;
-    struct xtap_copy_meta *meta = (void *)(long)ctx->data_meta;
-    if ((void *)(meta + 1) > data) {
-        stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-        return XDP_DROP;
+    struct xtap_copy_meta *meta;
+    const int delta = -(int)sizeof(struct xtap_copy_meta);
+    if (in_frame) {
+        if (bpf_xdp_adjust_head(ctx, delta) < 0) {
+            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+            return XDP_DROP;
+        }
+        meta = (void *)(long)ctx->data;
+        end = (void *)(long)ctx->data_end;
+        if ((void *)(meta + 1) > end) {
+            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+            return XDP_DROP;
+        }
+    } else {
+        if (bpf_xdp_adjust_meta(ctx, delta) < 0) {
+            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+            return XDP_DROP;
+        }
+        data = (void *)(long)ctx->data;
+        meta = (void *)(long)ctx->data_meta;
+        if ((void *)(meta + 1) > data) {
+            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+            return XDP_DROP;
+        }
     }
     meta->magic = XTAP_META_MAGIC;
     meta->transit_ifindex = transit_ifindex;
@@ -179,6 +252,18 @@ int xtap_capture(struct xdp_md *ctx)
     long action = bpf_redirect_map(&xsks, xsk_index + ctx->rx_queue_index, XDP_DROP);
     stat_inc(action == XDP_REDIRECT ? XTAP_STAT_CAPTURE_REDIRECTED : XTAP_STAT_CAPTURE_NO_SOCKET);
     return action;
+}
+
+SEC("xdp")
+int xtap_capture(struct xdp_md *ctx)
+{
+    return capture(ctx, 0);
+}
+
+SEC("xdp")
+int xtap_capture_in_frame(struct xdp_md *ctx)
+{
+    return capture(ctx, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -26,6 +26,7 @@
 #define XTAP_DEFAULT_IFACES 256
 #define XTAP_MAX_VLAN_DEPTH 2
 #define XTAP_MAX_IPV6_EXT 8
+#define XTAP_TC_PULL_LEN 512 /* tc hook: bytes made linear before parsing */
 #define XTAP_FRAG_WINDOW_NS (30ULL * 1000 * 1000 * 1000)
 
 #define XTAP_FAMILY_IPV4 4
@@ -263,7 +264,9 @@ XTAP_ASSERT_SIZE(struct xtap_capture_if, 8);
 /*
  * Metadata in front of every frame the capture program redirects to AF_XDP.
  * Copy mode copies data_meta..data_end into the UMEM frame, so userspace reads
- * it at (frame data - sizeof(struct xtap_copy_meta)).
+ * it at (frame data - sizeof(struct xtap_copy_meta)). xtap_capture_in_frame
+ * (no XDP metadata on this kernel) puts it at the frame's start instead, with
+ * the copied packet after it.
  */
 struct xtap_copy_meta {
     __u32 magic;

@@ -302,7 +302,7 @@ static __always_inline void prefilter(struct xtap_pkt *p, struct xtap_control *c
  * arrived on its transit interface. 0 when it is not forwarded (local, no
  * route, blackhole, forwarding off). NO_NEIGH still names the egress.
  */
-static __always_inline __u32 egress_ifindex(struct xdp_md *ctx, struct xtap_pkt *p)
+static __always_inline __u32 egress_ifindex(void *ctx, struct xtap_pkt *p)
 {
     __u32 zero = 0;
     struct bpf_fib_lookup *f = bpf_map_lookup_elem(&fib_scratch, &zero);
@@ -341,14 +341,15 @@ static __always_inline void frag_key_of(struct xtap_pkt *p, struct xtap_frag_key
 }
 
 /*
- * Collect every live criterion that selects the packet into *m. p holds what
- * parse_l3 read; l3/end let this finish parsing once the prefilter says the
- * packet may be a target (a non-target is never parsed past its addresses).
+ * Collect every live criterion that selects the packet into *m. ctx is the
+ * program's context (XDP or tc), for the FIB lookup. p holds what parse_l3
+ * read; l3/end let this finish parsing once the prefilter says the packet may
+ * be a target (a non-target is never parsed past its addresses).
  * count != 0 on the transit side: bump per-criterion counters and remember
  * first fragments. The capture side re-derives with count == 0.
  * Returns -1 (malformed past L3), 0, or 1 (a pending later fragment, below).
  */
-static __always_inline int classify(struct xdp_md *ctx, struct xtap_pkt *p, void *l3, void *end,
+static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, void *end,
                                     struct xtap_matches *m, int count)
 {
     int tracked = 0; /* a later fragment whose first fragment was seen */

@@ -150,3 +150,10 @@ router_lab() {
     in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=1
     plain_link "$TGT" t0; plain_link "$NET" i0
 }
+
+# Is xtap's transit classifier on interface $2 in namespace $1? XDP, or on the
+# tc hook (kernels without XDP metadata) the tc ingress program.
+classifier_on() {
+    in_ns "$1" ip link show "$2" | grep -q xdp ||
+        in_ns "$1" tc filter show dev "$2" ingress | grep -q xtap_transit_tc
+}

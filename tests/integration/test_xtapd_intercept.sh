@@ -125,7 +125,7 @@ REPLAY=$(python3 "$COPYTOOL" sign Juniper "NOOP DTCP/0.8" "Csource-ID: md1" "Seq
 note "SIGTERM: clean stop, transit interfaces restored"
 kill -TERM "${PIDS[0]}"
 wait_for 20 bash -c "! kill -0 ${PIDS[0]} 2>/dev/null" || fail "xtapd did not stop on SIGTERM"
-in_ns "$RTR" ip link show r0 | grep -q xdp && fail "XDP left on r0"
+classifier_on "$RTR" r0 && fail "classifier left on r0"
 in_ns "$RTR" ip link show | grep -q xtcap && fail "capture veth left behind"
 grep -q '"event":"stop"' "$WORK/state/audit.jsonl" || fail "no stop record in the audit log"
 echo "PASS: xtapd intercept"

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -27,7 +28,8 @@ namespace kernel = dataplane::kernel;
 
 struct RunResult {
     int action = -1;
-    bool marked = false;          // transit: mark metadata written
+    bool passed = false;          // transit: the original goes on (XDP_PASS, TC_ACT_OK)
+    bool marked = false;          // transit: selected (mark written, or tc's MARKED count)
     std::vector<uint32_t> slots;  // capture: slots in the copy metadata, sorted
     uint16_t meta_flags = 0;
 };
@@ -106,11 +108,53 @@ public:
     }
 
     // Transit program: did it mark the frame?
-    RunResult runTransit(const std::vector<uint8_t>& frame, unsigned iface) {
+    // The tc programs' BPF_PROG_TEST_RUN: the frame as an skb that arrived on `ifindex`.
+    static int testRunSkb(int prog_fd, const std::vector<uint8_t>& frame, uint32_t ifindex,
+                          uint32_t repeat = 1, uint32_t* duration = nullptr) {
+        __sk_buff ctx_in{};
+        ctx_in.ifindex = ifindex;
+        ctx_in.ingress_ifindex = ifindex;
+        std::vector<uint8_t> out(frame.size() + 256, 0);
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = out.data(),
+                    .data_size_in = static_cast<uint32_t>(frame.size()),
+                    .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx_in,
+                    .ctx_size_in = sizeof ctx_in, .repeat = static_cast<int>(repeat));
+        if (int err = bpf_prog_test_run_opts(prog_fd, &o))
+            throw std::system_error(-err, std::generic_category(), "BPF_PROG_TEST_RUN (tc)");
+        if (duration) *duration = o.duration;
+        return static_cast<int>(o.retval);
+    }
+
+    bool tcHook() const { return obj_->hook() == kernel::TransitHook::Tc; }
+
+    // One run of the transit classifier (the XDP program, or with the tc hook
+    // the tc program) over `frame` as if it arrived on transit `iface`.
+    // `repeat` runs for timing; `duration` gets the kernel's ns per run.
+    int runTransitProgram(const std::vector<uint8_t>& frame, unsigned iface, uint32_t repeat = 1,
+                          uint32_t* duration = nullptr) {
+        if (tcHook())
+            return testRunSkb(obj_->cloneProgFd(), frame, transit_.at(iface), repeat, duration);
         std::vector<uint8_t> out;
         xdp_md ctx_out{};
+        return testRun(obj_->transitProgFd(), frame, transit_.at(iface), out, ctx_out, repeat,
+                       duration);
+    }
+
+    RunResult runTransit(const std::vector<uint8_t>& frame, unsigned iface) {
         RunResult r;
+        if (tcHook()) {
+            // tc selects and clones in one step; the MARKED counter says it
+            // selected (the rig registers no capture veth to clone to).
+            const uint64_t before = maps_->readStats()[XTAP_STAT_MARKED];
+            r.action = runTransitProgram(frame, iface);
+            r.marked = maps_->readStats()[XTAP_STAT_MARKED] != before;
+            r.passed = r.action == 0;  // TC_ACT_OK
+            return r;
+        }
+        std::vector<uint8_t> out;
+        xdp_md ctx_out{};
         r.action = testRun(obj_->transitProgFd(), frame, transit_.at(iface), out, ctx_out);
+        r.passed = r.action == XDP_PASS;
         const uint32_t metalen = ctx_out.data;  // data_out starts at data_meta
         if (metalen == sizeof(xtap_mark_meta)) {
             xtap_mark_meta m;
@@ -120,13 +164,17 @@ public:
         return r;
     }
 
-    // Capture program: which criteria does the copy carry?
     RunResult runCapture(const std::vector<uint8_t>& frame, unsigned iface) {
         std::vector<uint8_t> out;
         xdp_md ctx_out{};
         RunResult r;
         r.action = testRun(obj_->captureProgFd(), frame, capture_.at(iface), out, ctx_out);
-        if (ctx_out.data == sizeof(xtap_copy_meta)) {
+        // In the metadata area (data_out starts at data_meta), or with the tc
+        // hook at the start of the frame, the copied frame after it.
+        const bool in_frame = obj_->copyMetaInFrame();
+        const bool described = in_frame ? out.size() >= sizeof(xtap_copy_meta) + frame.size()
+                                        : ctx_out.data == sizeof(xtap_copy_meta);
+        if (described) {
             xtap_copy_meta m;
             std::memcpy(&m, out.data(), sizeof m);
             if (m.magic == XTAP_META_MAGIC) {

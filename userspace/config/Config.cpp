@@ -362,6 +362,17 @@ Config parse(const json& doc) {
         o.read("xsk_ring", c.dataplane.xsk_ring);
         o.read("receive_batch", c.dataplane.receive_batch);
         o.read("copy_threads", c.dataplane.copy_threads);
+        if (o.has("transit_hook")) {
+            const auto h = Object::value<std::string>(o.raw("transit_hook"), o.at("transit_hook"));
+            if (h == "auto")
+                c.dataplane.transit_hook = TransitHook::Auto;
+            else if (h == "xdp")
+                c.dataplane.transit_hook = TransitHook::Xdp;
+            else if (h == "tc")
+                c.dataplane.transit_hook = TransitHook::Tc;
+            else
+                throw Invalid{o.at("transit_hook"), "must be auto, xdp or tc"};
+        }
         o.finish();
         if (c.dataplane.criteria < 1024) throw Invalid{o.at("criteria"), "must be at least 1024"};
         if (c.dataplane.rules < c.dataplane.criteria)

@@ -93,7 +93,13 @@ struct Delivery {
 // Capture queues per interface share the 256 XSKMAP slots with the others.
 inline constexpr uint32_t kMaxCopyThreads = 16;
 
+// Where transit packets are classified: XDP (marks, tc clones) or tc
+// ingress alone, for kernels whose XDP programs cannot write metadata; auto:
+// XDP where the kernel allows it.
+enum class TransitHook { Auto, Xdp, Tc };
+
 struct DataplaneSettings {
+    TransitHook transit_hook = TransitHook::Auto;
     uint32_t criteria = 131072;
     uint32_t rules = 262144;
     uint32_t anchors = 262144;

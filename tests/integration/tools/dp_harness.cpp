@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
             }
             const auto& t = path.attach(name, mode);
             attached.push_back({{"name", t.name},
-                                {"mode", kernel::toString(t.mode)},
+                                {"mode", t.modeName()},
                                 {"capture", t.capture},
                                 {"gro_off", kernel::receiveOffloadsOff(t.name)}});
         }
@@ -194,7 +194,11 @@ int main(int argc, char** argv) {
             return j;
         };
 
-        std::cout << json{{"ready", true}, {"interfaces", attached}}.dump() << std::endl;
+        std::cout << json{{"ready", true},
+                          {"hook", kernel::toString(obj->hook())},
+                          {"interfaces", attached}}
+                         .dump()
+                  << std::endl;
         std::string pending;
         bool running = true;
         while (running) {

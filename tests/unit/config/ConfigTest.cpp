@@ -49,6 +49,17 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.dataplane.xsk_ring == 2048);
     CHECK(c.dataplane.receive_batch == 64);
     CHECK(c.dataplane.copy_threads == 1);
+    CHECK(c.dataplane.transit_hook == TransitHook::Auto);
+}
+
+TEST_CASE("dataplane.transit_hook names where transit packets are classified") {
+    auto hookOf = [](const char* v) {
+        const std::string text = std::string(R"({"dataplane":{"transit_hook":")") + v + "\"}}";
+        return std::get<Config>(parseConfig(text, "f")).dataplane.transit_hook;
+    };
+    CHECK(hookOf("auto") == TransitHook::Auto);
+    CHECK(hookOf("xdp") == TransitHook::Xdp);
+    CHECK(hookOf("tc") == TransitHook::Tc);
 }
 
 TEST_CASE("every broken config is rejected with the file, the key's JSON pointer and the reason") {
@@ -102,6 +113,8 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
          "xsk_ring"},
         {R"({"dataplane":{"copy_threads":0}})", "/dataplane/copy_threads", "1 to 16"},
         {R"({"dataplane":{"copy_threads":17}})", "/dataplane/copy_threads", "1 to 16"},
+        {R"({"dataplane":{"transit_hook":"XDP"}})", "/dataplane/transit_hook", "auto, xdp or tc"},
+        {R"({"dataplane":{"transit_hook":1}})", "/dataplane/transit_hook", ""},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},
     };
     for (const auto& c : cases) {

@@ -288,7 +288,12 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         kernel::LoadOptions opts;
         opts.capacity = {cfg.dataplane.rules, cfg.dataplane.criteria, cfg.dataplane.anchors};
         opts.pin_dir = cfg.dataplane.pin_dir;
+        opts.hook =
+            cfg.dataplane.transit_hook == config::TransitHook::Xdp  ? kernel::TransitHook::Xdp
+            : cfg.dataplane.transit_hook == config::TransitHook::Tc ? kernel::TransitHook::Tc
+                                                                    : kernel::TransitHook::Auto;
         object = kernel::XtapObject::load(opts);
+        spdlog::info("transit classifier hook: {}", kernel::toString(object->hook()));
         maps = std::make_unique<kernel::BpfMaps>(*object);
         // Criteria come back from the state file. On the maps an earlier xtapd
         // pinned (same boot), its criteria are taken over in place, so what
@@ -313,8 +318,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             const auto& t = copy_path->attach(itf.name, modeOf(itf.xdp_mode));
             transit_by_name[itf.name] = t.ifindex;
             for (const auto& a : itf.alias) transit_by_name[a] = t.ifindex;
-            spdlog::info("transit interface {} attached ({} XDP), capture {}", t.name,
-                         kernel::toString(t.mode), t.capture);
+            spdlog::info("transit interface {} attached (classifier: {}), capture {}", t.name,
+                         t.modeName(), t.capture);
         }
     }
 

@@ -75,7 +75,7 @@ control::Status buildStatus(const StatusInputs& in) {
         itf.name = t.name;
         for (const auto& c : in.config.interfaces)
             if (c.name == t.name) itf.aliases = c.alias;
-        itf.xdp_mode = std::string(dataplane::kernel::toString(t.mode));
+        itf.xdp_mode = t.modeName();
         itf.capture = t.capture;
         if (i < in.capture.size()) {
             itf.xsk = drops(in.capture[i].xsk);

@@ -30,7 +30,9 @@ struct CopyPath::Attached {
 };
 
 CopyPath::CopyPath(const XtapObject& obj, BpfMaps& maps, XskOptions xsk, uint32_t queues)
-    : obj_(obj), maps_(maps), xsk_(xsk), queues_(std::max<uint32_t>(queues, 1)) {}
+    : obj_(obj), maps_(maps), xsk_(xsk), queues_(std::max<uint32_t>(queues, 1)) {
+    xsk_.meta_in_frame = obj.copyMetaInFrame();
+}
 
 CopyPath::~CopyPath() {
     detachAll();
@@ -90,8 +92,12 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
     maps_.setTransitInterface(ifindex, a->info.capture_peer_ifindex);
     a->registered = true;
     a->clone_tc = std::make_unique<TcAttachment>(ifindex, obj_.cloneProgFd());
-    a->transit_xdp = std::make_unique<XdpAttachment>(ifindex, obj_.transitProgFd(), mode);
-    a->info.mode = a->transit_xdp->mode();
+    if (obj_.hook() == TransitHook::Xdp) {
+        a->transit_xdp = std::make_unique<XdpAttachment>(ifindex, obj_.transitProgFd(), mode);
+        a->info.mode = a->transit_xdp->mode();
+    } else {
+        a->info.tc_hook = true;  // tc classifies: no XDP program on the interface
+    }
 
     auto& slot = attached_[ifname];
     slot = std::move(a);

@@ -1,6 +1,7 @@
 // CopyPath: the transit interfaces and their capture veths (platform.md §2).
 //
-//   transit ifX  XDP xtap_transit (mark) + tc ingress xtap_clone
+//   transit ifX  XDP xtap_transit (mark) + tc ingress xtap_clone, or with
+//                the tc hook (XtapObject::hook) tc ingress xtap_transit_tc alone
 //   capA <-veth-> capB   one pair per transit interface: capB's ifindex names ifX
 //   capB         XDP xtap_capture (native) -> XSKMAP -> XskReceiver
 //
@@ -31,6 +32,8 @@ struct TransitInterface {
     std::string name;
     uint32_t ifindex = 0;
     XdpMode mode = XdpMode::Auto;  // as attached: Native or Generic
+    bool tc_hook = false;          // classified in tc, no XDP program (mode unused)
+    const char* modeName() const { return tc_hook ? "tc" : toString(mode); }
     std::string capture;           // capB, where the AF_XDP socket sits
     uint32_t capture_ifindex = 0;
     uint32_t xsk_index = 0;             // queue q's socket sits at xsk_index + q

@@ -109,14 +109,20 @@ size_t XskReceiver::receive(const std::function<void(const CopiedFrame&)>& fn, u
         const xdp_desc* d = xsk_ring_cons__rx_desc(&r.rx, idx + i);
         const uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
         auto* data = static_cast<const uint8_t*>(xsk_umem__get_data(area_, addr));
-        // Copy mode copies data_meta..data_end; the metadata ends where data starts.
-        const uint64_t offset_in_frame = addr % options_.frame_size;
+        uint32_t len = d->len;
         const xtap_copy_meta* meta = nullptr;
-        if (offset_in_frame >= sizeof(xtap_copy_meta)) {
+        if (options_.meta_in_frame) {
+            if (len >= sizeof(xtap_copy_meta)) {
+                meta = reinterpret_cast<const xtap_copy_meta*>(data);
+                data += sizeof(xtap_copy_meta);
+                len -= sizeof(xtap_copy_meta);
+            }
+        } else if (addr % options_.frame_size >= sizeof(xtap_copy_meta)) {
+            // Copy mode copies data_meta..data_end; the metadata ends where data starts.
             meta = reinterpret_cast<const xtap_copy_meta*>(data - sizeof(xtap_copy_meta));
-            if (meta->magic != XTAP_META_MAGIC) meta = nullptr;
         }
-        fn(CopiedFrame{std::span<const uint8_t>(data, d->len), meta});
+        if (meta && meta->magic != XTAP_META_MAGIC) meta = nullptr;
+        fn(CopiedFrame{std::span<const uint8_t>(data, len), meta});
         r.free_frames.push_back(xsk_umem__extract_addr(d->addr));
     }
     if (n) xsk_ring_cons__release(&r.rx, n);

@@ -22,6 +22,9 @@ struct XskOptions {
     uint32_t rx_ring = 2048;
     uint32_t fill_ring = 2048;
     uint32_t batch = 64;  // frames handed up per receive()
+    // The capture program put xtap_copy_meta at the frame's start, the copy
+    // after it (XtapObject::copyMetaInFrame), not in front of the frame.
+    bool meta_in_frame = false;
 };
 
 struct CopiedFrame {

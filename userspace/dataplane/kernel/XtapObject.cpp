@@ -1,6 +1,8 @@
 #include "dataplane/kernel/XtapObject.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -20,6 +22,47 @@ namespace {
 }
 }  // namespace
 
+const char* toString(TransitHook hook) {
+    switch (hook) {
+        case TransitHook::Auto:
+            return "auto";
+        case TransitHook::Xdp:
+            return "xdp";
+        case TransitHook::Tc:
+            return "tc";
+    }
+    return "?";
+}
+
+// Loads `r2 = -4; call bpf_xdp_adjust_meta; return XDP_PASS`. Not
+// libbpf_probe_bpf_helper: it takes any refusal other than "unknown func" for
+// support, and this kernel says "program of this type cannot use helper".
+bool kernelHasXdpMetadata() {
+    const bpf_insn insns[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K,
+         .dst_reg = BPF_REG_2,
+         .src_reg = 0,
+         .off = 0,
+         .imm = -4},
+        {.code = BPF_JMP | BPF_CALL,
+         .dst_reg = 0,
+         .src_reg = 0,
+         .off = 0,
+         .imm = BPF_FUNC_xdp_adjust_meta},
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K,
+         .dst_reg = BPF_REG_0,
+         .src_reg = 0,
+         .off = 0,
+         .imm = XDP_PASS},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "xtap_meta_probe", "GPL", insns,
+                                 sizeof insns / sizeof insns[0], nullptr);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
 std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     std::unique_ptr<XtapObject> obj(new XtapObject());
     obj->options_ = options;
@@ -27,6 +70,21 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     if (!obj->skel_) fail(errno, "open the xtap BPF object");
 
     auto* s = obj->skel_;
+    const bool metadata = kernelHasXdpMetadata();
+    if (options.hook == TransitHook::Xdp && !metadata)
+        fail(EOPNOTSUPP,
+             "transit hook xdp: this kernel refuses bpf_xdp_adjust_meta to XDP programs "
+             "(use the tc hook)");
+    obj->hook_ = options.hook == TransitHook::Auto ? (metadata ? TransitHook::Xdp : TransitHook::Tc)
+                                                   : options.hook;
+    // Only one hook's programs are loaded: the other's may not even pass the
+    // verifier on this kernel.
+    const bool xdp = obj->hook_ == TransitHook::Xdp;
+    bpf_program__set_autoload(s->progs.xtap_transit, xdp);
+    bpf_program__set_autoload(s->progs.xtap_clone, xdp);
+    bpf_program__set_autoload(s->progs.xtap_capture, xdp);
+    bpf_program__set_autoload(s->progs.xtap_transit_tc, !xdp);
+    bpf_program__set_autoload(s->progs.xtap_capture_in_frame, !xdp);
     auto resize = [&](bpf_map* m, uint32_t n, const char* name) {
         if (int err = bpf_map__set_max_entries(m, n)) fail(err, std::string("resize map ") + name);
     };
@@ -99,13 +157,15 @@ XtapObject::~XtapObject() {
 }
 
 int XtapObject::transitProgFd() const {
-    return bpf_program__fd(skel_->progs.xtap_transit);
+    return hook_ == TransitHook::Xdp ? bpf_program__fd(skel_->progs.xtap_transit) : -1;
 }
 int XtapObject::cloneProgFd() const {
-    return bpf_program__fd(skel_->progs.xtap_clone);
+    return bpf_program__fd(hook_ == TransitHook::Xdp ? skel_->progs.xtap_clone
+                                                     : skel_->progs.xtap_transit_tc);
 }
 int XtapObject::captureProgFd() const {
-    return bpf_program__fd(skel_->progs.xtap_capture);
+    return bpf_program__fd(hook_ == TransitHook::Xdp ? skel_->progs.xtap_capture
+                                                     : skel_->progs.xtap_capture_in_frame);
 }
 
 bpf_map* XtapObject::map(const char* name) const {
