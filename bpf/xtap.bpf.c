@@ -134,10 +134,10 @@ int xtap_clone(struct __sk_buff *skb)
 }
 
 /*
- * The tc hook (XTAP_HOOK_TC), for kernels that refuse bpf_xdp_adjust_meta to
- * XDP programs, where XDP cannot tell tc which packets it selected: tc
- * ingress classifies and clones in one program, and no XDP program runs on
- * the transit interface. Same classifier, same maps, same counters.
+ * The tc hook (TransitHook::Tc in userspace), for kernels that refuse
+ * bpf_xdp_adjust_meta to XDP programs, where XDP cannot tell tc which packets
+ * it selected: tc ingress classifies and clones in one program, and no XDP
+ * program runs on the transit interface. Same classifier, maps and counters.
  */
 SEC("tc")
 int xtap_transit_tc(struct __sk_buff *skb)

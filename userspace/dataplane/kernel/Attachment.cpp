@@ -92,6 +92,22 @@ XdpAttachment::XdpAttachment(uint32_t ifindex, int prog_fd, XdpMode mode)
     mode_ = XdpMode::Generic;
 }
 
+void detachLeftoverXdp(uint32_t ifindex, const std::string& prog_name) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) != 0) return;
+    const bool generic = q.attach_mode == XDP_ATTACHED_SKB;
+    const uint32_t id = generic ? q.skb_prog_id : q.attach_mode == XDP_ATTACHED_DRV ? q.drv_prog_id : 0;
+    if (id == 0) return;
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) return;
+    if (progName(fd) == prog_name) {
+        LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = fd);
+        const uint32_t flags = (generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE) | XDP_FLAGS_REPLACE;
+        bpf_xdp_detach(static_cast<int>(ifindex), flags, &opts);
+    }
+    ::close(fd);
+}
+
 XdpAttachment::~XdpAttachment() {
     // Only our own program: old_prog_fd makes the kernel check it.
     LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = prog_fd_);

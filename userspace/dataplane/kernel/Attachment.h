@@ -30,6 +30,11 @@ private:
     XdpMode mode_;
 };
 
+// Removes the XDP program named `prog_name` from the interface, if that is
+// what runs there: a killed controller's transit program when its successor
+// runs the tc hook, which would otherwise leave it marking and counting.
+void detachLeftoverXdp(uint32_t ifindex, const std::string& prog_name);
+
 class TcAttachment {
 public:
     TcAttachment(uint32_t ifindex, int prog_fd);  // ingress, fixed handle and priority

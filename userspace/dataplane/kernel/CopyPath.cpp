@@ -97,6 +97,7 @@ const TransitInterface& CopyPath::attach(const std::string& ifname, XdpMode mode
         a->info.mode = a->transit_xdp->mode();
     } else {
         a->info.tc_hook = true;  // tc classifies: no XDP program on the interface
+        detachLeftoverXdp(ifindex, "xtap_transit");
     }
 
     auto& slot = attached_[ifname];
