@@ -76,7 +76,11 @@ dtcp() {  # dtcp LINE...: one signed request over the real OpenSSH client
 }
 
 note "the MD receives with xtapctl receive; tasking one UDP flow to the target"
-spawn_in "$MD" "$XTAPCTL" receive --listen 198.18.20.2:50000 --count $N --duration 60 --json >"$WORK/receive.json"
+spawn_in "$MD" "$XTAPCTL" receive --listen 198.18.20.2:50000 --count $N --duration 60 --json \
+    >"$WORK/receive.json" 2>"$WORK/receive.err"
+# Copies sent before the receiver has bound its socket would be lost at the MD
+# (an ASan-built xtapctl takes long enough to start for that to happen).
+wait_for 20 grep -q "listening" "$WORK/receive.err" || fail "xtapctl receive did not start: $(cat "$WORK/receive.err")"
 R=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Dest-Address: $TARGET" "Dest-Port: 9999" \
     "Protocol: 17" "Flags: STATIC")
 echo "$R" | grep -q "^DTCP/0.8 200 OK" || fail "ADD refused: $R"
