@@ -172,10 +172,25 @@ struct {
 } capture_matches SEC(".maps");
 
 /*
- * The capture program's body. in_frame (a constant): the description goes in
- * front of the copy inside the frame (bpf_xdp_adjust_head: the copy is ours)
- * instead of in the XDP metadata area, for kernels that refuse
- * bpf_xdp_adjust_meta. Either way it ends where the copied packet starts.
+ * Room for the copy's description, ending where the copied packet starts: in
+ * the XDP metadata area (bpf_xdp_adjust_meta), or with in_frame (a constant)
+ * inside the frame (bpf_xdp_adjust_head: the copy is ours), for kernels that
+ * refuse bpf_xdp_adjust_meta. NULL when the kernel gives no room.
+ */
+static __always_inline struct xtap_copy_meta *copy_meta_room(struct xdp_md *ctx, const int in_frame)
+{
+    const int delta = -(int)sizeof(struct xtap_copy_meta);
+    if ((in_frame ? bpf_xdp_adjust_head(ctx, delta) : bpf_xdp_adjust_meta(ctx, delta)) < 0)
+        return 0;
+    struct xtap_copy_meta *meta = (void *)(long)(in_frame ? ctx->data : ctx->data_meta);
+    void *limit = (void *)(long)(in_frame ? ctx->data_end : ctx->data);
+    if ((void *)(meta + 1) > limit)
+        return 0;
+    return meta;
+}
+
+/*
+ * The capture program's body; in_frame: where the description goes (above).
  */
 static __always_inline int capture(struct xdp_md *ctx, const int in_frame)
 {
@@ -209,30 +224,10 @@ static __always_inline int capture(struct xdp_md *ctx, const int in_frame)
         return XDP_DROP;
     }
 
-    struct xtap_copy_meta *meta;
-    const int delta = -(int)sizeof(struct xtap_copy_meta);
-    if (in_frame) {
-        if (bpf_xdp_adjust_head(ctx, delta) < 0) {
-            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-            return XDP_DROP;
-        }
-        meta = (void *)(long)ctx->data;
-        end = (void *)(long)ctx->data_end;
-        if ((void *)(meta + 1) > end) {
-            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-            return XDP_DROP;
-        }
-    } else {
-        if (bpf_xdp_adjust_meta(ctx, delta) < 0) {
-            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-            return XDP_DROP;
-        }
-        data = (void *)(long)ctx->data;
-        meta = (void *)(long)ctx->data_meta;
-        if ((void *)(meta + 1) > data) {
-            stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
-            return XDP_DROP;
-        }
+    struct xtap_copy_meta *meta = copy_meta_room(ctx, in_frame);
+    if (!meta) {
+        stat_inc(XTAP_STAT_CAPTURE_META_FAILED);
+        return XDP_DROP;
     }
     meta->magic = XTAP_META_MAGIC;
     meta->transit_ifindex = transit_ifindex;
