@@ -4,9 +4,12 @@
 //   dataplane_load --criteria N    the xtap data plane (classifier, tc clone,
 //                                  capture veth, AF_XDP) with N criteria that
 //                                  the benchmark flow does not match
-//   dataplane_load --floor         a bare XDP_PASS program instead
+//   dataplane_load --floor         a bare XDP_PASS program instead (or with
+//                                  `tc`, a bare tc program at tc ingress)
 // Commands on stdin, one JSON line answered for each:
-//   attach IFNAME native|generic   detach   stats   quit
+//   attach IFNAME native|generic|tc   detach   stats   quit
+// `tc` is xtap's tc hook (a kernel without XDP metadata, see XtapObject); on
+// such a kernel xtap attaches only as `tc`, the bare floor in every mode.
 // Criteria: a lawful-intercept mix (hosts, subscriber prefixes, port-scoped),
 // half IPv4 in 198.19.0.0/16, half IPv6 in 2001:db8:100::/40; the benchmark
 // flow runs from 198.18.1.0/24 to 198.18.2.0/24 (2001:db8:1::/64 to :2::/64).
@@ -71,10 +74,11 @@ Filter criterionNumber(uint32_t i) {
 kernel::XdpMode parseMode(const std::string& m) {
     if (m == "native") return kernel::XdpMode::Native;
     if (m == "generic") return kernel::XdpMode::Generic;
-    throw std::runtime_error("mode must be native or generic, not " + m);
+    throw std::runtime_error("mode must be native, generic or tc, not " + m);
 }
 
-// The bare XDP_PASS floor, attached to at most one interface.
+// The bare floor, attached to at most one interface: XDP_PASS in XDP, or
+// TC_ACT_OK at tc ingress (the floor of xtap's tc hook).
 class Floor {
   public:
     Floor() : skel_(xdp_pass__open_and_load()) {
@@ -86,18 +90,27 @@ class Floor {
     }
     Floor(const Floor&) = delete;
     Floor& operator=(const Floor&) = delete;
-    kernel::XdpMode attach(const std::string& ifname, kernel::XdpMode mode) {
+    std::string attach(const std::string& ifname, const std::string& mode) {
         const uint32_t ifindex = kernel::ifindexOf(ifname);
         if (ifindex == 0) throw std::runtime_error("no interface " + ifname);
+        if (mode == "tc") {
+            tc_ = std::make_unique<kernel::TcAttachment>(ifindex,
+                                                         bpf_program__fd(skel_->progs.tc_pass));
+            return "tc";
+        }
         attachment_ = std::make_unique<kernel::XdpAttachment>(
-            ifindex, bpf_program__fd(skel_->progs.xdp_pass), mode);
-        return attachment_->mode();
+            ifindex, bpf_program__fd(skel_->progs.xdp_pass), parseMode(mode));
+        return kernel::toString(attachment_->mode());
     }
-    void detach() { attachment_.reset(); }
+    void detach() {
+        attachment_.reset();
+        tc_.reset();
+    }
 
   private:
     xdp_pass* skel_;
     std::unique_ptr<kernel::XdpAttachment> attachment_;
+    std::unique_ptr<kernel::TcAttachment> tc_;
 };
 
 }  // namespace
@@ -142,6 +155,7 @@ int main(int argc, char** argv) {
         std::cout << json{{"ready", true},
                           {"criteria", criteria},
                           {"floor", floor},
+                          {"hook", obj ? kernel::toString(obj->hook()) : "none"},
                           {"publish_s", publish_s}}
                          .dump()
                   << std::endl;
@@ -174,13 +188,21 @@ int main(int argc, char** argv) {
                     if (cmd == "attach") {
                         if (!attached.empty())
                             throw std::runtime_error("already attached to " + attached);
-                        const auto want = parseMode(mode);
-                        const auto got =
-                            bare ? bare->attach(ifname, want) : path->attach(ifname, want).mode;
+                        std::string got;
+                        if (bare) {
+                            got = bare->attach(ifname, mode);
+                        } else {
+                            // xtap's hook is the kernel's: XDP metadata or not.
+                            const bool tc = obj->hook() == kernel::TransitHook::Tc;
+                            if ((mode == "tc") != tc)
+                                throw std::runtime_error(std::string("this kernel runs xtap's ") +
+                                                         kernel::toString(obj->hook()) +
+                                                         " hook, not " + mode);
+                            got = path->attach(ifname, tc ? kernel::XdpMode::Auto : parseMode(mode))
+                                      .modeName();
+                        }
                         attached = ifname;
-                        std::cout
-                            << json{{"attached", ifname}, {"mode", kernel::toString(got)}}.dump()
-                            << std::endl;
+                        std::cout << json{{"attached", ifname}, {"mode", got}}.dump() << std::endl;
                     } else if (cmd == "detach") {
                         if (bare) bare->detach();
                         if (path) path->detachAll();

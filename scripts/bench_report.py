@@ -28,12 +28,17 @@ TRANSIT_LABELS = {
     "xtap1000-generic": "xtap, 1,000 criteria, generic",
     "xtap100000-native": "xtap, 100,000 criteria, native",
     "xtap100000-generic": "xtap, 100,000 criteria, generic",
+    "tc_pass-tc": "bare tc program (TC_ACT_OK), tc ingress",
+    "xtap1-tc": "xtap, 1 criterion, tc hook",
+    "xtap1000-tc": "xtap, 1,000 criteria, tc hook",
+    "xtap100000-tc": "xtap, 100,000 criteria, tc hook",
     "nft-set100000": "nftables ingress, 100,000-element set, dup (no match)",
 }
 COPY_LABELS = {
     "none": "nothing attached (baseline)",
     "xtapd-native": "xtapd, native XDP, flowtap/UDP to the MD",
     "xtapd-generic": "xtapd, generic XDP, flowtap/UDP to the MD",
+    "xtapd-tc": "xtapd, tc hook, flowtap/UDP to the MD",
     "nft-dup": "nftables ingress set + dup to a veth",
     "tcpdump": "tcpdump -w /dev/null, host filter",
     "xtapd-1-thread": "xtapd, 1 copy thread",
@@ -42,6 +47,11 @@ COPY_LABELS = {
 
 
 ZERO_LOSS = 0.001  # issue 4: "zero copy loss", read as at most 0.1%
+
+# xtap's modes and the bare program each is compared with: the same hook.
+MODES = ("native", "generic", "tc")
+FLOOR_OF = {"native": ("xdp_pass-native", "bare XDP_PASS"), "generic": ("xdp_pass-generic", "bare XDP_PASS"),
+            "tc": ("tc_pass-tc", "bare tc program")}
 
 
 def median(values):
@@ -191,6 +201,7 @@ def build(args):
             "quick": bool(args.quick),
             "sections": args.sections.split(),
             "elapsed_s": args.elapsed,
+            "xtap_mode": args.xtap_mode,
             "size_note": "size = Ethernet frame length without FCS",
         }
     }
@@ -208,11 +219,12 @@ def build(args):
     if "transit" in result:
         targets = {}
         for size, t in result["transit"].items():
-            for mode in ("native", "generic"):
-                x, e, n = t.get(f"xtap100000-{mode}"), t.get(f"xdp_pass-{mode}"), t.get("nft-set100000")
+            for mode in MODES:
+                floor, floor_name = FLOOR_OF[mode]
+                x, e, n = t.get(f"xtap100000-{mode}"), t.get(floor), t.get("nft-set100000")
                 if x and e and x["cpu_ns_per_packet"] and e["cpu_ns_per_packet"]:
                     extra = x["cpu_ns_per_packet"] / e["cpu_ns_per_packet"] - 1
-                    targets[f"{size}B {mode}: xtap 100k CPU/packet over bare XDP_PASS <= 5%"] = {
+                    targets[f"{size}B {mode}: xtap 100k CPU/packet over {floor_name} <= 5%"] = {
                         "value": extra, "met": extra <= 0.05}
                 if x and n and x["pps"] and n["pps"]:
                     targets[f"{size}B {mode}: xtap 100k rate >= nftables set"] = {
@@ -222,7 +234,7 @@ def build(args):
         targets = {}
         for size, t in result["copy"].items():
             n = t.get("nft-dup")
-            for mode in ("native", "generic"):
+            for mode in MODES:
                 x = t.get(f"xtapd-{mode}")
                 if x and n and x["pps"] and n["pps"]:
                     targets[f"{size}B {mode}: forwarding rate >= nftables dup"] = {
@@ -239,6 +251,7 @@ def build(args):
             ok = [r for r in probes if r["loss"] <= ZERO_LOSS]
             best = max(ok, key=lambda r: r["offered_pps"]) if ok else None
             zl[str(size)] = {"threshold_loss": ZERO_LOSS, "probes": probes,
+                             "mode": probes[0].get("config", "xtapd-native").removeprefix("xtapd-"),
                              "highest_offered_pps_within_threshold": best["offered_pps"] if best else 0,
                              "copies_per_s_there": best["copies_per_s"] if best else 0}
         result["copy_zero_loss"] = zl
@@ -247,7 +260,8 @@ def build(args):
             t = (result.get("copy") or {}).get(size, {}).get("tcpdump")
             if t and t.get("copies_per_s"):
                 v = z["copies_per_s_there"] / t["copies_per_s"]
-                targets[f"{size}B native: copies/s with loss <= {ZERO_LOSS:.1%} >= tcpdump's capture rate"] = {
+                mode = z["mode"]
+                targets[f"{size}B {mode}: copies/s with loss <= {ZERO_LOSS:.1%} >= tcpdump's capture rate"] = {
                     "value": v, "met": v >= 1}
     if args.classifier:
         result["classifier"] = json.load(open(args.classifier))
@@ -329,7 +343,8 @@ def copy_table(size, t):
 
 def markdown(result):
     m = result["meta"]
-    lines = [f"Figures from the run of {m['date_utc']}: kernel {m['kernel']}, {m['cpus']} vCPUs, "
+    lines = [f"Figures from the run of {m['date_utc']}: kernel {m['kernel']}, xtap's transit hook "
+             f"{'tc' if m.get('xtap_mode') == 'tc' else 'XDP'}, {m['cpus']} vCPUs, "
              f"{m['windows']} windows of {m['window_s']} s per configuration"
              f"{' (--quick)' if m['quick'] else ''}, load average at the end "
              f"{' '.join(str(x) for x in m['loadavg_at_end'])}; the run took {m['elapsed_s']} s.", ""]
@@ -358,7 +373,8 @@ def markdown(result):
                 lines.append(f"| {name} | {t['value']:.4f} | {'yes' if t['met'] else 'no'} |")
             lines.append("")
     if result.get("copy_zero_loss"):
-        lines += ["### Highest offered rate with copy loss <= 0.1% (xtapd native)", "",
+        mode = next(iter(result["copy_zero_loss"].values()))["mode"]
+        lines += [f"### Highest offered rate with copy loss <= 0.1% (xtapd {mode})", "",
                   "| size | offered pps | copies/s | probes (offered pps: loss) |", "|---:|---:|---:|---|"]
         for size, z in result["copy_zero_loss"].items():
             probes = ", ".join(f"{p['offered_pps']:,.0f}: {100 * p['loss']:.2f}%" for p in z["probes"])
@@ -367,8 +383,9 @@ def markdown(result):
         lines.append("")
     if "classifier" in result:
         c = result["classifier"]
-        lines += ["### Classifier scaling (BPF_PROG_TEST_RUN, ns/packet, medians)", "",
-                  "| criteria | bare XDP_PASS | IPv4 TCP miss | x XDP_PASS | IPv6 TCP+2 ext. miss | x XDP_PASS | IPv4 match | IPv6 match |",
+        fl = "bare tc program" if c.get("hook") == "tc" else "bare XDP_PASS"
+        lines += [f"### Classifier scaling (BPF_PROG_TEST_RUN, {c.get('hook', 'xdp')} hook, ns/packet, medians)", "",
+                  f"| criteria | {fl} | IPv4 TCP miss | x floor | IPv6 TCP+2 ext. miss | x floor | IPv4 match | IPv6 match |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for n in sorted((k for k in c if k.isdigit()), key=int):
             r = c[n]
@@ -389,7 +406,7 @@ def markdown(result):
                     lines.append(f"| {k} | {fmt(v, ',.3f') if isinstance(v, float) else v} |")
         lines.append("")
     if "multicore" in result:
-        lines += ["### Multi-core copy path (xtapd native, 16 flows, flood)", ""]
+        lines += [f"### Multi-core copy path (xtapd {m.get('xtap_mode', 'native')}, 16 flows, flood)", ""]
         for size, t in result["multicore"].items():
             lines += copy_table(size, t)
             sc = result.get("multicore_scaling", {}).get(size)
@@ -462,7 +479,8 @@ def plot(result, path):
         else:
             c = result["classifier"]
             ns = sorted((k for k in c if k.isdigit() and int(k) > 0), key=int)
-            for key, label in (("floor_xdp_pass_ns", "bare XDP_PASS"), ("miss_ipv4_tcp_ns", "IPv4 miss"),
+            floor_label = "bare tc program" if c.get("hook") == "tc" else "bare XDP_PASS"
+            for key, label in (("floor_xdp_pass_ns", floor_label), ("miss_ipv4_tcp_ns", "IPv4 miss"),
                                ("miss_ipv6_tcp_2ext_ns", "IPv6 + 2 ext. miss"), ("match_ipv4_ns", "IPv4 match"),
                                ("match_ipv6_ns", "IPv6 match")):
                 ax.plot([int(n) for n in ns], [c[n].get(key, float("nan")) for n in ns], "o-", label=label)
@@ -503,6 +521,7 @@ def main():
     p.add_argument("--quick", type=int, default=0)
     p.add_argument("--sections", default="")
     p.add_argument("--elapsed", type=int, default=0)
+    p.add_argument("--xtap-mode", default="native", help="the mode of xtapd's copy windows: native or tc")
     args = p.parse_args()
     result = build(args)
     md = markdown(result)

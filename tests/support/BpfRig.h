@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "dataplane/DataPlane.h"
@@ -54,8 +55,12 @@ inline void enterPrivateNetns() {
 
 class BpfRig {
 public:
-    // `transits` transit interfaces, each with a capture interface mapped to it.
-    explicit BpfRig(unsigned transits = 3, dataplane::Capacity cap = {}) {
+    // `transits` transit interfaces, each with a capture interface mapped to
+    // it, named `prefix`t0, `prefix`c0, ...: rigs with different prefixes
+    // live side by side (the classifier benchmark interleaves them).
+    explicit BpfRig(unsigned transits = 3, dataplane::Capacity cap = {},
+                    std::string prefix = "xt")
+        : prefix_(std::move(prefix)) {
         enterPrivateNetns();
         kernel::LoadOptions opts;
         opts.capacity = cap;
@@ -64,7 +69,8 @@ public:
         dp_ = std::make_unique<dataplane::DataPlane>(*maps_, cap);
         maps_->setEnabled(true);
         for (unsigned i = 0; i < transits; ++i) {
-            const std::string t = "xtt" + std::to_string(i), c = "xtc" + std::to_string(i);
+            const std::string t = prefix_ + "t" + std::to_string(i);
+            const std::string c = prefix_ + "c" + std::to_string(i);
             kernel::deleteLink(t);
             kernel::deleteLink(c);
             kernel::createVethPair(t, c);
@@ -77,7 +83,8 @@ public:
         }
     }
     ~BpfRig() {
-        for (unsigned i = 0; i < transit_.size(); ++i) kernel::deleteLink("xtt" + std::to_string(i));
+        for (unsigned i = 0; i < transit_.size(); ++i)
+            kernel::deleteLink(prefix_ + "t" + std::to_string(i));
     }
 
     dataplane::DataPlane& dp() { return *dp_; }
@@ -187,6 +194,7 @@ public:
     }
 
 private:
+    std::string prefix_;
     std::unique_ptr<kernel::XtapObject> obj_;
     std::unique_ptr<kernel::BpfMaps> maps_;
     std::unique_ptr<dataplane::DataPlane> dp_;
