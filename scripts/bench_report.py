@@ -54,6 +54,11 @@ FLOOR_OF = {"native": ("xdp_pass-native", "bare XDP_PASS"), "generic": ("xdp_pas
             "tc": ("tc_pass-tc", "bare tc program")}
 
 
+def classifier_floor_name(classifier):
+    """classifier_bench's floor: a bare program of the hook it measured."""
+    return FLOOR_OF["tc" if classifier.get("hook") == "tc" else "native"][1]
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -383,7 +388,7 @@ def markdown(result):
         lines.append("")
     if "classifier" in result:
         c = result["classifier"]
-        fl = "bare tc program" if c.get("hook") == "tc" else "bare XDP_PASS"
+        fl = classifier_floor_name(c)
         lines += [f"### Classifier scaling (BPF_PROG_TEST_RUN, {c.get('hook', 'xdp')} hook, ns/packet, medians)", "",
                   f"| criteria | {fl} | IPv4 TCP miss | x floor | IPv6 TCP+2 ext. miss | x floor | IPv4 match | IPv6 match |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -479,7 +484,7 @@ def plot(result, path):
         else:
             c = result["classifier"]
             ns = sorted((k for k in c if k.isdigit() and int(k) > 0), key=int)
-            floor_label = "bare tc program" if c.get("hook") == "tc" else "bare XDP_PASS"
+            floor_label = classifier_floor_name(c)
             for key, label in (("floor_xdp_pass_ns", floor_label), ("miss_ipv4_tcp_ns", "IPv4 miss"),
                                ("miss_ipv6_tcp_2ext_ns", "IPv6 + 2 ext. miss"), ("match_ipv4_ns", "IPv4 match"),
                                ("match_ipv6_ns", "IPv6 match")):
