@@ -5,20 +5,14 @@
 #include <sstream>
 
 #include "audit/AuditLog.h"
+#include "tests/support/TempDir.h"
 
 using namespace xtap::audit;
 using json = nlohmann::json;
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/xtap-audit-test.XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
+using xtap::test::TempDir;
 
 std::vector<std::string> lines(const std::string& file) {
     std::ifstream in(file);

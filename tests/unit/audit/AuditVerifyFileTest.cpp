@@ -9,19 +9,13 @@
 #include <vector>
 
 #include "audit/AuditLog.h"
+#include "tests/support/TempDir.h"
 
 using namespace xtap::audit;
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/xtap-audit-verify.XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
+using xtap::test::TempDir;
 
 std::vector<std::string> readLines(const std::filesystem::path& file) {
     std::ifstream in(file);

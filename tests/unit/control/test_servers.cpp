@@ -14,21 +14,14 @@
 #include "common/UniqueFd.h"
 #include "control/ControlServer.h"
 #include "control/MetricsServer.h"
+#include "tests/support/TempDir.h"
 
 using namespace xtap::control;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char name[] = "/tmp/xtap-control-XXXXXX";
-        REQUIRE(::mkdtemp(name) != nullptr);
-        path = name;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
+using xtap::test::TempDir;
 
 ControlServerOptions optionsAt(const fs::path& path) {
     ControlServerOptions o;

@@ -126,16 +126,6 @@ bool isWhole(const std::vector<std::pair<T, T>>& runs, T top) {
     return runs.size() == 1 && runs[0].first == 0 && runs[0].second == top;
 }
 
-// Minimal prefix cover size, by the binary trie: count the maximal blocks inside [lo, hi].
-uint64_t trieCoverCount(Wide lo, Wide hi, Wide base, unsigned blockBits) {
-    const Wide last = base + (blockBits == 128 ? ~Wide{0} : (Wide{1} << blockBits) - 1);
-    if (last < lo || base > hi) return 0;
-    if (lo <= base && last <= hi) return 1;
-    const Wide half = Wide{1} << (blockBits - 1);
-    return trieCoverCount(lo, hi, base, blockBits - 1) +
-           trieCoverCount(lo, hi, base + half, blockBits - 1);
-}
-
 // What dtcp.md says about a criterion: refused, or the packets it matches.
 struct Oracle {
     const MatchSpec& spec;

@@ -10,38 +10,14 @@
 #include "criteria/CriteriaStore.h"
 #include "dataplane/DataPlane.h"
 #include "dataplane/MemoryMaps.h"
-#include "CriteriaTestSupport.h"
+#include "StoreTestSupport.h"
 
 namespace xtap::criteria {
 namespace {
 
+using namespace test;
 using dataplane::Family;
 using nlohmann::json;
-
-constexpr uint64_t kSecond = 1'000'000'000;
-
-Instant at(uint64_t seconds) {
-    Instant now;
-    now.boottime_ns = seconds * kSecond;
-    now.local = dtcp::Timestamp{
-        2024, 5, 1, 10, static_cast<uint8_t>(seconds / 60 % 60), static_cast<uint8_t>(seconds % 60),
-        0};
-    return now;
-}
-
-// An ADD as the decoder yields it: a source address and the given lifetime.
-dtcp::AddRequest request(const std::string& source, dtcp::Timeouts timeouts, bool is_static = false,
-                         const std::string& cdest = "cd1") {
-    dtcp::AddRequest r;
-    r.cdest_ids = {cdest};
-    r.match.family = source.find(':') == std::string::npos ? Family::V4 : Family::V6;
-    r.match.src = {test::addressEntry(source, r.match.family)};
-    r.match_text = {{"Source-Address", source}};
-    r.timeouts = timeouts;
-    r.is_static = is_static;
-    r.priority = 1;
-    return r;
-}
 
 ContentDestination destination(const std::string& cdest, uint8_t last_octet) {
     ContentDestination d;
@@ -85,17 +61,6 @@ struct StoreFixture {
     dataplane::DataPlane plane;
     CriteriaStore store;
 };
-
-dtcp::Timeouts idle(uint32_t s) {
-    dtcp::Timeouts t;
-    t.idle_seconds = s;
-    return t;
-}
-dtcp::Timeouts total(uint32_t s) {
-    dtcp::Timeouts t;
-    t.total_seconds = s;
-    return t;
-}
 
 TEST_CASE("Criteria-IDs are per user, start at 1 and are never reused") {
     StoreFixture f;

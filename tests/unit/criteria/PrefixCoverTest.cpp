@@ -28,17 +28,6 @@ Texts cover(Uint128 lo, Uint128 hi, Family family) {
     return prefixTexts(prefixCover(lo, hi, family), family);
 }
 
-// The minimal cover by definition: walk the binary trie of the address space and keep
-// each node whose block lies inside the range (its parent does not).
-uint64_t trieCoverCount(Uint128 lo, Uint128 hi, Uint128 base, unsigned blockBits) {
-    const Uint128 last = base + (blockBits == 128 ? ~Uint128{0} : (Uint128{1} << blockBits) - 1);
-    if (last < lo || base > hi) return 0;
-    if (lo <= base && last <= hi) return 1;
-    const Uint128 half = Uint128{1} << (blockBits - 1);
-    return trieCoverCount(lo, hi, base, blockBits - 1) +
-           trieCoverCount(lo, hi, base + half, blockBits - 1);
-}
-
 Uint128 lastOf(const Prefix& prefix, Family family) {
     const unsigned hostBits = xtap::dataplane::addressBits(family) - prefix.len;
     const Uint128 start = toInteger(prefix.addr, family);

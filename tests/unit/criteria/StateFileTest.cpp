@@ -14,40 +14,17 @@
 #include "criteria/StateFile.h"
 #include "dataplane/DataPlane.h"
 #include "dataplane/MemoryMaps.h"
-#include "CriteriaTestSupport.h"
+#include "StoreTestSupport.h"
 
 namespace xtap::criteria {
 namespace {
 
+using namespace test;
 using dataplane::Family;
 using nlohmann::json;
 
-constexpr uint64_t kSecond = 1'000'000'000;
-
-Instant at(uint64_t seconds) {
-    Instant now;
-    now.boottime_ns = seconds * kSecond;
-    now.local = dtcp::Timestamp{
-        2024, 5, 1, 10, static_cast<uint8_t>(seconds / 60 % 60), static_cast<uint8_t>(seconds % 60),
-        0};
-    return now;
-}
-
 StateClock clockAt(uint64_t seconds, std::string boot = "boot-1", uint64_t unix_s = 1'700'000'000) {
     return StateClock{(unix_s + seconds) * 1000, seconds * kSecond, std::move(boot)};
-}
-
-dtcp::AddRequest request(const std::string& source, dtcp::Timeouts timeouts,
-                         bool is_static = false) {
-    dtcp::AddRequest r;
-    r.cdest_ids = {"cd1"};
-    r.match.family = Family::V4;
-    r.match.src = {test::addressEntry(source, Family::V4)};
-    r.match_text = {{"Source-Address", source}};
-    r.timeouts = timeouts;
-    r.is_static = is_static;
-    r.priority = 1;
-    return r;
 }
 
 ContentDestination destination() {
@@ -68,12 +45,6 @@ Publication publicationOf(const dtcp::AddRequest& r) {
 
 std::variant<Publication, std::string> rebuild(const SavedCriterion& c) {
     return publicationOf(c.request);
-}
-
-dtcp::Timeouts total(uint32_t s) {
-    dtcp::Timeouts t;
-    t.total_seconds = s;
-    return t;
 }
 
 const dataplane::Capacity kCapacity{4096, 32, 4096};

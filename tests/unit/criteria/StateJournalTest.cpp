@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "criteria/StateJournal.h"
+#include "tests/support/TempDir.h"
 
 using namespace xtap::criteria;
 using nlohmann::json;
@@ -106,9 +107,8 @@ TEST_CASE("state journal: a torn last line is ignored, a damaged middle line is 
 }
 
 TEST_CASE("state journal file: reset starts a generation, append and sync add lines") {
-    char tmpl[] = "/tmp/xtap-journal.XXXXXX";
-    const std::filesystem::path dir = ::mkdtemp(tmpl);
-    const std::string path = (dir / "state.journal").string();
+    const xtap::test::TempDir dir;
+    const std::string path = (dir.path / "state.journal").string();
     {
         StateJournal j(path);
         j.append(journalDelete("md1", 1));
@@ -123,5 +123,4 @@ TEST_CASE("state journal file: reset starts a generation, append and sync add li
     CHECK(text.str() == journalHeader(11) + "\n" + journalDelete("md1", 2) + "\n");
     CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::others_read) ==
           std::filesystem::perms::none);
-    std::filesystem::remove_all(dir);
 }

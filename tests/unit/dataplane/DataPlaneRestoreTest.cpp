@@ -6,17 +6,15 @@
 
 #include "dataplane/DataPlane.h"
 #include "dataplane/MemoryMaps.h"
+#include "DataPlaneTestSupport.h"
 
 using namespace xtap::dataplane;
+using namespace xtap::test;
 
 namespace {
 
 Filter source(uint8_t a, uint8_t b, uint8_t len) {
-    Filter f;
-    f.family = Family::V4;
-    f.src = {{198, 18, a, b}, len};
-    for (unsigned bit = len; bit < 32; ++bit) f.src.addr[bit / 8] &= uint8_t(~(0x80 >> (bit % 8)));
-    return f;
+    return v4Source(198, 18, a, b, len);
 }
 
 Filter tcpPorts(uint8_t b) {
@@ -31,11 +29,6 @@ Filter v6host() {
     f.family = Family::V6;
     f.dst = {{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}, 128};
     return f;
-}
-
-SlotRef ok(const PublishResult& r) {
-    REQUIRE(std::holds_alternative<SlotRef>(r));
-    return std::get<SlotRef>(r);
 }
 
 // Every rule names only live slots of `dp`.

@@ -4,22 +4,15 @@
 
 #include "dataplane/DataPlane.h"
 #include "dataplane/MemoryMaps.h"
+#include "DataPlaneTestSupport.h"
 
 using namespace xtap::dataplane;
+using namespace xtap::test;
 
 namespace {
 
 Filter host(uint8_t last, uint8_t len = 32) {
-    Filter f;
-    f.family = Family::V4;
-    f.src = {{198, 18, 0, last}, len};
-    for (unsigned bit = len; bit < 32; ++bit) f.src.addr[bit / 8] &= uint8_t(~(0x80 >> (bit % 8)));
-    return f;
-}
-
-SlotRef ok(const PublishResult& r) {
-    REQUIRE(std::holds_alternative<SlotRef>(r));
-    return std::get<SlotRef>(r);
+    return v4Source(198, 18, 0, last, len);
 }
 
 }  // namespace

@@ -11,8 +11,6 @@ using namespace xtap::delivery::test;
 
 namespace {
 
-const Bytes kJmirrorHeader = {0x2b, 0xcd, 0xef, 0x12, 0xde, 0xad, 0xbe, 0xef};
-
 // Outer headers worked out independently of Encapsulator (RFC 768/791/8200
 // layouts, RFC 1071 sums); the tests also re-check every checksum with
 // onesSum(). Outer: 198.18.10.1:40000 -> 198.18.20.5:30030 or

@@ -6,14 +6,14 @@ using namespace xtap::delivery;
 using namespace std::chrono_literals;
 
 namespace {
-const TokenBucket::Clock::time_point t0{};
+const TokenBucket::Clock::time_point start{};  // the injected clock's origin
 const OverloadKey md1_cd1{"md1", "cd1"};
 const OverloadKey md2_cd1{"md2", "cd1"};
 }  // namespace
 
 TEST_CASE("an unconfigured destination is unlimited and never reported") {
     OverloadMonitor m;
-    for (int i = 0; i < 100; ++i) CHECK(m.admit(md1_cd1, 1, 9, 65535, t0));
+    for (int i = 0; i < 100; ++i) CHECK(m.admit(md1_cd1, 1, 9, 65535, start));
     for (int i = 0; i < 20; ++i) {
         const auto t = m.tick();
         CHECK(t.alerts.empty());
@@ -23,16 +23,16 @@ TEST_CASE("an unconfigured destination is unlimited and never reported") {
 
 TEST_CASE("drops are counted per criterion and reported every 10 s to the destination's user") {
     OverloadMonitor m;
-    m.configure(md1_cd1, 80000, t0);  // 10000 bytes/s, reserve 2500
-    m.configure(md2_cd1, 0, t0);      // md2's cd1 unlimited
+    m.configure(md1_cd1, 80000, start);  // 10000 bytes/s, reserve 2500
+    m.configure(md2_cd1, 0, start);      // md2's cd1 unlimited
     int sent5 = 0, sent1 = 0;
     for (int i = 0; i < 10; ++i) {
-        sent5 += m.admit(md1_cd1, 5, 3, 1000, t0);  // less important
-        sent1 += m.admit(md1_cd1, 7, 1, 1000, t0);
+        sent5 += m.admit(md1_cd1, 5, 3, 1000, start);  // less important
+        sent1 += m.admit(md1_cd1, 7, 1, 1000, start);
     }
     CHECK(sent5 < sent1);  // shed first
     CHECK(sent5 + sent1 == 10);
-    CHECK(m.admit(md2_cd1, 5, 3, 100000, t0));
+    CHECK(m.admit(md2_cd1, 5, 3, 100000, start));
     for (int i = 0; i < 9; ++i) CHECK(m.tick().drops.empty());
     const auto t = m.tick();
     REQUIRE(t.drops.size() == 2);
@@ -48,8 +48,8 @@ TEST_CASE("drops are counted per criterion and reported every 10 s to the destin
 
 TEST_CASE("580 after a 10 s average above 80% of max, at most once per 10 s") {
     OverloadMonitor m;
-    m.configure(md1_cd1, 80000, t0);  // alert at 64000 bps = 8000 bytes/s
-    auto t = t0;
+    m.configure(md1_cd1, 80000, start);  // alert at 64000 bps = 8000 bytes/s
+    auto t = start;
     std::vector<CongestionAlert> alerts;
     for (int s = 0; s < 25; ++s) {
         for (int i = 0; i < 9; ++i) m.admit(md1_cd1, 1, 1, 1000, t);  // 72000 bps offered
@@ -65,8 +65,8 @@ TEST_CASE("580 after a 10 s average above 80% of max, at most once per 10 s") {
 
 TEST_CASE("no 580 below the alert bandwidth") {
     OverloadMonitor m;
-    m.configure(md1_cd1, 80000, t0);
-    auto t = t0;
+    m.configure(md1_cd1, 80000, start);
+    auto t = start;
     for (int s = 0; s < 30; ++s) {
         for (int i = 0; i < 8; ++i) m.admit(md1_cd1, 1, 1, 1000, t);  // exactly 64000 bps
         t += 1s;
@@ -76,11 +76,11 @@ TEST_CASE("no 580 below the alert bandwidth") {
 
 TEST_CASE("removing a limit forgets it") {
     OverloadMonitor m;
-    m.configure(md1_cd1, 16000, t0);
-    CHECK(m.admit(md1_cd1, 1, 1, 2000, t0));
-    CHECK_FALSE(m.admit(md1_cd1, 1, 1, 1, t0));
-    m.configure(md1_cd1, 16000, t0);  // same rate: state kept
-    CHECK_FALSE(m.admit(md1_cd1, 1, 1, 1, t0));
-    m.configure(md1_cd1, 0, t0);
-    CHECK(m.admit(md1_cd1, 1, 1, 1 << 20, t0));
+    m.configure(md1_cd1, 16000, start);
+    CHECK(m.admit(md1_cd1, 1, 1, 2000, start));
+    CHECK_FALSE(m.admit(md1_cd1, 1, 1, 1, start));
+    m.configure(md1_cd1, 16000, start);  // same rate: state kept
+    CHECK_FALSE(m.admit(md1_cd1, 1, 1, 1, start));
+    m.configure(md1_cd1, 0, start);
+    CHECK(m.admit(md1_cd1, 1, 1, 1 << 20, start));
 }

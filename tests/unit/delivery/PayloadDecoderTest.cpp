@@ -9,8 +9,6 @@ using namespace xtap::delivery::test;
 
 namespace {
 
-const Bytes kJmirrorHeader = {0x2b, 0xcd, 0xef, 0x12, 0xde, 0xad, 0xbe, 0xef};
-
 Bytes span2bytes(std::span<const uint8_t> s) {
     return Bytes(s.begin(), s.end());
 }

@@ -66,6 +66,9 @@ inline OuterHeader outer6() {
 inline constexpr uint32_t kInterceptId = 0x2bcdef12;
 inline constexpr uint32_t kSessionId = 0xdeadbeef;
 
+// The JMirror header (version 0) of kInterceptId and kSessionId.
+inline const Bytes kJmirrorHeader = {0x2b, 0xcd, 0xef, 0x12, 0xde, 0xad, 0xbe, 0xef};
+
 inline DeliveryParams flowtap(const OuterHeader& outer) {
     return DeliveryParams{outer, Encapsulation{Format::Flowtap, 0, 0}};
 }

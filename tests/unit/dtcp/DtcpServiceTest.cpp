@@ -16,11 +16,6 @@ using namespace test;
 using criteria::CriterionKey;
 using dataplane::Family;
 
-// The X-JTap-Cdest-* set to 203.0.113.50:50000 from the appliance's address.
-const std::vector<std::string> kCdestSet = {
-    "X-JTap-Cdest-Dest-Address: 203.0.113.50", "X-JTap-Cdest-Dest-Port: 50000",
-    "X-JTap-Cdest-Source-Address: 198.51.100.1", "X-JTap-Cdest-Source-Port: 49153"};
-
 std::vector<std::string> with(std::vector<std::string> fields,
                               const std::vector<std::string>& more) {
     fields.insert(fields.end(), more.begin(), more.end());

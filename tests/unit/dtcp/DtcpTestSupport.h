@@ -2,11 +2,14 @@
 // way to build signed requests line by line.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "dtcp/Hmac.h"
+#include "dtcp/Message.h"
 
 namespace xtap::dtcp::test {
 
@@ -118,6 +121,18 @@ inline constexpr std::string_view kTimeoutNotificationHmac =
 inline std::string withAuthentication(const std::vector<std::string>& lines, std::string_view hmac,
                                       std::string_view auth_name = "Authentication-Info") {
     return crlfLines(lines) + std::string(auth_name) + ": " + std::string(hmac) + "\r\n\r\n";
+}
+
+// The X-JTap-Cdest-* set to 203.0.113.50:50000 from the appliance's address.
+inline const std::vector<std::string> kCdestSet = {
+    "X-JTap-Cdest-Dest-Address: 203.0.113.50", "X-JTap-Cdest-Dest-Port: 50000",
+    "X-JTap-Cdest-Source-Address: 198.51.100.1", "X-JTap-Cdest-Source-Port: 49153"};
+
+// The message `text` parses to; a parse error fails the test with its detail.
+inline Message parseOk(std::string_view text) {
+    auto parsed = parseMessage(text);
+    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().detail));
+    return parsed.value();
 }
 
 }  // namespace xtap::dtcp::test

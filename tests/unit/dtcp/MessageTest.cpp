@@ -10,12 +10,6 @@ namespace {
 
 using namespace test;
 
-Message parseOk(std::string_view text) {
-    auto parsed = parseMessage(text);
-    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().detail));
-    return parsed.value();
-}
-
 TEST_CASE("a request parses into start line, fields in order and Authentication-Info") {
     const std::string wire = withAuthentication(kDeleteLines, kDeleteHmac);
     const Message m = parseOk(wire);

@@ -207,10 +207,6 @@ std::vector<std::string> addWith(std::vector<std::string> extra) {
     return fields;
 }
 
-const std::vector<std::string> kCdestSet = {
-    "X-JTap-Cdest-Dest-Address: 203.0.113.50", "X-JTap-Cdest-Dest-Port: 50000",
-    "X-JTap-Cdest-Source-Address: 198.51.100.1", "X-JTap-Cdest-Source-Port: 49153"};
-
 std::vector<std::string> cdestSetWith(std::vector<std::string> changes, const char* drop = "") {
     std::vector<std::string> fields;
     for (const std::string& line : kCdestSet) {

@@ -15,12 +15,6 @@ using namespace test;
 const Timestamp kAddTime{2024, 5, 1, 10, 15, 30, 123};
 const Timestamp kDeleteTime{2024, 5, 1, 10, 20, 0, 0};
 
-Message parseOk(std::string_view text) {
-    auto parsed = parseMessage(text);
-    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().detail));
-    return parsed.value();
-}
-
 bool signatureValid(std::string_view wire, std::string_view key = kKey) {
     const Message m = parseOk(wire);
     return m.authentication_info &&

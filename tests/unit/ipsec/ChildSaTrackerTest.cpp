@@ -3,16 +3,12 @@
 #include <doctest/doctest.h>
 
 #include "ipsec/TunnelManager.h"
+#include "AddressText.h"
 
 using namespace xtap::ipsec;
+using namespace xtap::ipsec::test;
 
 namespace {
-
-IpPrefix prefix(const char* text) {
-    auto parsed = parseIpPrefix(text);
-    REQUIRE(parsed.has_value());
-    return *parsed;
-}
 
 struct ChildSpec {
     std::string name;

@@ -4,20 +4,12 @@
 #include <thread>
 
 #include "ipsec/TunnelManager.h"
+#include "AddressText.h"
 
 using namespace xtap::ipsec;
+using namespace xtap::ipsec::test;
 
 namespace {
-
-IpPrefix prefix(const char* text) {
-    auto parsed = parseIpPrefix(text);
-    REQUIRE_MESSAGE(parsed.has_value(), text);
-    return *parsed;
-}
-
-Address address(const char* text) {
-    return prefix(text).prefix.addr;
-}
 
 AddressRange selector(const char* text) {
     auto parsed = parseTrafficSelector(text);

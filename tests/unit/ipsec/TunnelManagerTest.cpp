@@ -7,19 +7,17 @@
 #include <functional>
 #include <thread>
 
+#include "AddressText.h"
 #include "FakeCharon.h"
 #include "ipsec/TunnelManager.h"
 #include "ipsec/ViciConnection.h"
 
 using namespace xtap::ipsec;
 using namespace std::chrono_literals;
+using namespace xtap::ipsec::test;
 using xtap::ipsec::test::FakeCharon;
 
 namespace {
-
-Address address(const char* text) {
-    return parseIpPrefix(text)->prefix.addr;
-}
 
 TunnelSpec tunnelSpec() {
     TunnelSpec spec;
