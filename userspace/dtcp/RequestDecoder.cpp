@@ -35,10 +35,6 @@ using Checked = Result<T, ParamError>;
 // Marks success of a check that produces nothing.
 struct Passed {};
 
-std::string quoted(std::string_view text) {
-    return "'" + std::string(text) + "'";
-}
-
 // An error about the field `name`, echoing its value in `m` (empty when missing).
 ParamError errorAbout(StatusCode code, const Message& m, std::string_view name,
                       std::string detail) {

@@ -49,4 +49,8 @@ std::vector<std::string_view> splitCommaList(std::string_view text) {
     }
 }
 
+std::string quoted(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
+
 }  // namespace xtap::dtcp

@@ -26,4 +26,7 @@ std::string_view trimWsp(std::string_view text);
 // gives one empty entry, so that callers reject it like any empty entry.
 std::vector<std::string_view> splitCommaList(std::string_view text);
 
+// `text` in single quotes, as error details echo an offending item.
+std::string quoted(std::string_view text);
+
 }  // namespace xtap::dtcp

@@ -24,10 +24,6 @@ ValueError improper(std::string detail) {
     return ValueError{ValueProblem::Improper, std::move(detail)};
 }
 
-std::string quoted(std::string_view text) {
-    return "'" + std::string(text) + "'";
-}
-
 const char* familyName(Family family) {
     return family == Family::V4 ? "IPv4" : "IPv6";
 }

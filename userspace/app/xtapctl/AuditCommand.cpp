@@ -22,8 +22,6 @@ namespace xtap::ctl {
 
 namespace {
 
-enum ExitCode : int { kOk = 0, kTampered = 1, kSetupError = 2 };
-
 struct AuditOptions {
     std::string log;
     std::string public_key;
@@ -64,7 +62,7 @@ bool verifyAndSay(const AuditOptions& o, std::ostream& out) {
 
 int runVerify(const AuditOptions& o) {
     try {
-        return verifyAndSay(o, std::cout) ? kOk : kTampered;
+        return verifyAndSay(o, std::cout) ? kOk : kCheckFailed;
     } catch (const std::exception& e) {
         std::cerr << "xtapctl audit verify: " << e.what() << "\n";
         return kSetupError;
@@ -81,7 +79,7 @@ int runReport(const AuditOptions& o) {
                 std::cerr << verdict.str()
                           << "xtapctl audit report: no report from a log that does not verify "
                           << "(--unverified to read it anyway)\n";
-                return kTampered;
+                return kCheckFailed;
             }
         }
         std::ifstream in(o.log);

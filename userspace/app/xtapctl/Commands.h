@@ -6,6 +6,13 @@
 
 namespace xtap::ctl {
 
+// The exit codes of the commands that check something (audit verify, receive).
+enum ExitCode : int {
+    kOk = 0,
+    kCheckFailed = 1,  // a tampered audit log, a copy that did not decode
+    kSetupError = 2,   // bad options, a file or socket that could not be opened
+};
+
 // Each register function adds a subcommand; `exit_code` receives the result.
 void registerDtcpCommands(CLI::App& app, int& exit_code);     // xtapctl dtcp ...
 void registerReceiveCommand(CLI::App& app, int& exit_code);   // xtapctl receive

@@ -31,8 +31,6 @@ using delivery::CopyTally;
 using delivery::Endpoint;
 using delivery::Format;
 
-enum ExitCode : int { kOk = 0, kBadCopies = 1, kSetupError = 2 };
-
 struct ReceiveOptions {
     std::string listen;
     std::string pcap_path;
@@ -204,7 +202,7 @@ int runReceive(const ReceiveOptions& options) {
             std::cerr << "receive: " << tally.format_mismatches << " copies not in the expected "
                       << options.expect_format << " format\n";
         }
-        return tally.failures() ? kBadCopies : kOk;
+        return tally.failures() ? kCheckFailed : kOk;
     } catch (const std::exception& error) {
         std::cerr << "receive: " << error.what() << "\n";
         return kSetupError;

@@ -17,7 +17,8 @@
 namespace xtap::dataplane::kernel {
 
 namespace {
-[[noreturn]] void fail(int err, const std::string& what) {
+// libbpf returns -errno from some calls and errno from others.
+[[noreturn]] void failLibbpf(int err, const std::string& what) {
     throw std::system_error(err < 0 ? -err : err, std::generic_category(), what);
 }
 }  // namespace
@@ -67,14 +68,14 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     std::unique_ptr<XtapObject> obj(new XtapObject());
     obj->options_ = options;
     obj->skel_ = xtap_bpf__open();
-    if (!obj->skel_) fail(errno, "open the xtap BPF object");
+    if (!obj->skel_) failLibbpf(errno, "open the xtap BPF object");
 
     auto* s = obj->skel_;
     const bool metadata = kernelHasXdpMetadata();
     if (options.hook == TransitHook::Xdp && !metadata)
-        fail(EOPNOTSUPP,
-             "transit hook xdp: this kernel refuses bpf_xdp_adjust_meta to XDP programs "
-             "(use the tc hook)");
+        failLibbpf(EOPNOTSUPP,
+                   "transit hook xdp: this kernel refuses bpf_xdp_adjust_meta to XDP programs "
+                   "(use the tc hook)");
     obj->hook_ = options.hook == TransitHook::Auto ? (metadata ? TransitHook::Xdp : TransitHook::Tc)
                                                    : options.hook;
     // Only one hook's programs are loaded: the other's may not even pass the
@@ -86,7 +87,8 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     bpf_program__set_autoload(s->progs.xtap_transit_tc, !xdp);
     bpf_program__set_autoload(s->progs.xtap_capture_in_frame, !xdp);
     auto resize = [&](bpf_map* m, uint32_t n, const char* name) {
-        if (int err = bpf_map__set_max_entries(m, n)) fail(err, std::string("resize map ") + name);
+        if (int err = bpf_map__set_max_entries(m, n))
+            failLibbpf(err, std::string("resize map ") + name);
     };
     resize(s->maps.rules, options.capacity.rules, "rules");
     resize(s->maps.slots, options.capacity.slots, "slots");
@@ -112,7 +114,7 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
     if (!pin_dir.empty()) {
         std::error_code ec;
         std::filesystem::create_directories(pin_dir, ec);
-        if (ec) fail(ec.value(), "create pin directory " + pin_dir);
+        if (ec) failLibbpf(ec.value(), "create pin directory " + pin_dir);
         ::chmod(options.pin_dir.c_str(), 0700);
         ::chmod(pin_dir.c_str(), 0700);
         bpf_map* m = nullptr;
@@ -122,11 +124,13 @@ std::unique_ptr<XtapObject> XtapObject::load(const LoadOptions& options) {
             map_names.push_back(name);
             const std::string path = pin_dir + "/" + name;
             obj->reused_ |= std::filesystem::exists(path);
-            if (int err = bpf_map__set_pin_path(m, path.c_str())) fail(err, "pin path " + path);
+            if (int err = bpf_map__set_pin_path(m, path.c_str()))
+                failLibbpf(err, "pin path " + path);
         }
     }
 
-    if (int err = xtap_bpf__load(s)) fail(err, "load the xtap BPF object (verifier or map reuse)");
+    if (int err = xtap_bpf__load(s))
+        failLibbpf(err, "load the xtap BPF object (verifier or map reuse)");
     if (!pin_dir.empty()) removeOtherAbiPins(options.pin_dir, map_names);
     return obj;
 }
