@@ -46,7 +46,7 @@ case "$target" in
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
 
-clang++ -std=c++20 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+clang++ -std=c++20 -O1 -gline-tables-only -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" -I"$SRC/bpf/include" "${sources[@]}" ${libs[@]+"${libs[@]}"} \
   -o "$work/fuzz_$target"
 mkdir -p "$work/corpus"
