@@ -46,9 +46,12 @@ case "$target" in
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
 
+# One translation unit (as the unity build does): the standard headers and
+# nlohmann/json are compiled once, not once per source; about half the time.
+for f in "${sources[@]}"; do echo "#include \"$f\""; done >"$work/fuzz_$target.cpp"
 clang++ -std=c++20 -O1 -gline-tables-only -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" -I"$SRC/bpf/include" "${sources[@]}" ${libs[@]+"${libs[@]}"} \
-  -o "$work/fuzz_$target"
+  -fno-sanitize-recover=all -I"$SRC/userspace" -I"$SRC" -I"$SRC/bpf/include" "$work/fuzz_$target.cpp" \
+  ${libs[@]+"${libs[@]}"} -o "$work/fuzz_$target"
 mkdir -p "$work/corpus"
 cp "$corpus"/* "$work/corpus/"
 cd "$work"
