@@ -295,17 +295,20 @@ def cmd_inflate_state(path, user, count):
     base = int(ipaddress.ip_address("198.18.0.0"))
     grown = []
     for i in range(count):
-        c = json.loads(json.dumps(template))
+        # Copies of the levels that change; the rest is shared, only dumped.
+        c = dict(template)
         c.pop("slot", None)  # published afresh on restore
         c["id"] = i + 1
         address = str(ipaddress.ip_address(base + i))
+        c["request"] = dict(template["request"])
+        c["request"]["match"] = dict(template["request"]["match"])
         c["request"]["match"]["dst"] = [{"hi": address, "lo": address, "negated": False}]
         c["request"]["match_text"] = [["Dest-Address", address]]
         grown.append(c)
     store["criteria"] = others + grown
     store["last_ids"][user] = count
     with open(path + ".inflated", "w") as f:
-        json.dump(state, f)
+        f.write(json.dumps(state))  # one string: json.dump writes piece by piece
     os.chmod(path + ".inflated", 0o600)
     os.replace(path + ".inflated", path)
 
