@@ -1035,6 +1035,10 @@ int Connection::acceptSubsystem(Channel& channel, const char* name) {
         log(SshLogLevel::Error, fmt::format("endpoint failed opening channel {}", channel.id));
         beginClose(channel, ChannelCloseReason::EndpointFailed, 1);
     }
+    // What the endpoint queued on opening (an owed 599) goes out before the
+    // reply to the first request, which may arrive in this same poll and is
+    // answered from inside it.
+    takeCommands();
     return 0;
 }
 
