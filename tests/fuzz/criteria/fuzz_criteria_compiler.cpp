@@ -25,6 +25,7 @@
 #include "dataplane/ReferenceMatcher.h"
 #include "dtcp/Hmac.h"
 #include "dtcp/RequestDecoder.h"
+#include "tests/support/TrieCover.h"
 
 namespace {
 
@@ -36,6 +37,7 @@ using dataplane::Address;
 using dataplane::Family;
 using dataplane::Filter;
 using dataplane::PacketFields;
+using test::trieCoverCount;
 
 using Wide = unsigned __int128;
 
@@ -140,16 +142,6 @@ std::vector<std::pair<Wide, Wide>> addressRuns(const std::vector<AddressEntry>& 
 template <typename T>
 bool isWhole(const std::vector<std::pair<T, T>>& runs, T top) {
     return runs.size() == 1 && runs[0].first == 0 && runs[0].second == top;
-}
-
-// Minimal prefix cover size of [lo, hi], by the binary trie.
-Wide trieCoverCount(Wide lo, Wide hi, Wide base, unsigned blockBits) {
-    const Wide last = base + (blockBits == 128 ? ~Wide{0} : (Wide{1} << blockBits) - 1);
-    if (last < lo || base > hi) return 0;
-    if (lo <= base && last <= hi) return 1;
-    const Wide half = Wide{1} << (blockBits - 1);
-    return trieCoverCount(lo, hi, base, blockBits - 1) +
-           trieCoverCount(lo, hi, base + half, blockBits - 1);
 }
 
 struct Oracle {

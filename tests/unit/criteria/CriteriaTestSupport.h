@@ -13,6 +13,7 @@
 #include "criteria/MatchSpec.h"
 #include "criteria/PrefixCover.h"
 #include "dataplane/Filter.h"
+#include "tests/support/TrieCover.h"
 
 namespace xtap::criteria::test {
 
@@ -209,16 +210,6 @@ inline bool allValid(const std::vector<dataplane::Filter>& filters) {
     return true;
 }
 
-// The minimal prefix cover of [lo, hi] by definition: walk the binary trie of the
-// address space and count each node whose block lies inside the range (its parent
-// does not).
-inline uint64_t trieCoverCount(Uint128 lo, Uint128 hi, Uint128 base, unsigned blockBits) {
-    const Uint128 last = base + (blockBits == 128 ? ~Uint128{0} : (Uint128{1} << blockBits) - 1);
-    if (last < lo || base > hi) return 0;
-    if (lo <= base && last <= hi) return 1;
-    const Uint128 half = Uint128{1} << (blockBits - 1);
-    return trieCoverCount(lo, hi, base, blockBits - 1) +
-           trieCoverCount(lo, hi, base + half, blockBits - 1);
-}
+using xtap::test::trieCoverCount;
 
 }  // namespace xtap::criteria::test
