@@ -7,6 +7,9 @@
                                                from the copies in OUT (or in a pcap of
                                                originals from xtapctl receive); print
                                                {"sha256", "bytes", "copies", "segments"}
+  copytool.py count OUT PROTO DST_IP          print how many copies in OUT are of
+                                               packets of IP protocol PROTO (1 ICMP,
+                                               58 ICMPv6, 6 TCP, ...) to DST_IP
   copytool.py sign KEY LINE...                print a DTCP request signed with KEY
 """
 import hashlib
@@ -110,6 +113,18 @@ def rebuild(path, server, port):
                       "copies": copies, "segments": len(segments)}))
 
 
+def count(path, proto, dst):
+    proto, dst, n = int(proto), ipaddress.ip_address(dst), 0
+    for rec in records(path):
+        pkt = rec if rec[0] >> 4 in (4, 6) else rec[8:]  # jmirror: skip its 8-byte header
+        v = pkt[0] >> 4
+        if v == 4 and pkt[9] == proto and ipaddress.ip_address(pkt[16:20]) == dst:
+            n += 1
+        elif v == 6 and pkt[6] == proto and ipaddress.ip_address(pkt[24:40]) == dst:
+            n += 1
+    print(n)
+
+
 def sign(key, lines):
     body = "".join(l + "\r\n" for l in lines).encode()
     mac = hmac.new(key.encode(), body, hashlib.sha1).hexdigest()
@@ -122,6 +137,8 @@ if __name__ == "__main__":
         receive(*sys.argv[2:6])
     elif cmd == "rebuild":
         rebuild(*sys.argv[2:5])
+    elif cmd == "count":
+        count(*sys.argv[2:5])
     elif cmd == "sign":
         sign(sys.argv[2], sys.argv[3:])
     else:

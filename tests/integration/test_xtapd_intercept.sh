@@ -6,7 +6,8 @@
 # The MD tasks xtapd over DTCP with the real OpenSSH client; the target
 # downloads a 5 MB file over HTTP, IPv4 and IPv6; the MD rebuilds the file
 # from the copies and its SHA-256 must equal the original's. Bystander traffic
-# gives no copy; LIST counters agree with the copies; DELETE stops copying.
+# gives no copy; LIST counters agree with the copies; DELETE stops copying; a
+# criterion with X-JTap-Output-Interface copies only what leaves by that interface.
 source "$(dirname "$0")/lib.sh"
 require_root
 XTAPD="$BUILD_DIR/xtapd"
@@ -61,7 +62,7 @@ dtcp() {  # dtcp LINE...: one signed request over the real OpenSSH client
             -s md1@198.18.20.1 flow-tap-dtcp
 }
 
-spawn_in "$MD" python3 "$COPYTOOL" receive 198.18.20.2 50000 "$WORK/copies.bin" 120 >"$WORK/receiver.out"
+spawn_in "$MD" python3 "$COPYTOOL" receive 198.18.20.2 50000 "$WORK/copies.bin" 180 >"$WORK/receiver.out"
 sleep 0.5
 
 note "tasking over DTCP"
@@ -136,6 +137,31 @@ in_ns "$TGT" ping -q -c 5 -i 0.05 198.18.2.2 >/dev/null
 sleep 1
 AFTER=$(jget "$(python3 "$COPYTOOL" rebuild "$WORK/copies.bin" 198.18.2.2 8000)" copies)
 [[ "$AFTER" -eq "$COPIES" ]] || fail "copies after DELETE: $AFTER (was $COPIES)"
+
+note "X-JTap-Output-Interface over DTCP: only what leaves by the named interface"
+# The target pings the web server (forwarded out r1, alias ge-0/0/1.0) and the
+# MD (forwarded out r2); the criterion names r1 by its alias. The router finds
+# the egress with the classifier's FIB lookup, so only the first pings count.
+O=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Source-Address: 198.18.1.2" \
+    "X-JTap-Output-Interface: ge-0/0/1.0" "Flags: STATIC")
+echo "$O" | grep -q "^DTCP/0.8 200 OK" || fail "ADD with an output interface refused: $O"
+# r2 is no transit interface of xtapd: refused, and the name echoed.
+O2=$(dtcp "ADD DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Source-Address: 198.18.1.2" \
+    "X-JTap-Output-Interface: r2" "Flags: STATIC")
+echo "$O2" | grep -q "^DTCP/0.8 901" || fail "an output interface xtapd does not watch: $O2"
+grep -qi '^X-JTap-Output-Interface: r2' <<<"$O2" || fail "refused output interface not echoed: $O2"
+icmp_copies() { python3 "$COPYTOOL" count "$WORK/copies.bin" 1 "$1"; }
+BEFORE_NET=$(icmp_copies 198.18.2.2) BEFORE_MD=$(icmp_copies 198.18.20.2)
+in_ns "$MD" ip route add 198.18.1.0/24 via 198.18.20.1  # the MD answers the target's pings
+in_ns "$TGT" ping -q -c 7 -i 0.05 198.18.2.2 >/dev/null
+in_ns "$TGT" ping -q -c 7 -i 0.05 198.18.20.2 >/dev/null
+sleep 1
+NET_COPIES=$(($(icmp_copies 198.18.2.2) - BEFORE_NET)) MD_COPIES=$(($(icmp_copies 198.18.20.2) - BEFORE_MD))
+echo "ICMP copies: out r1 $NET_COPIES (want 7), out r2 $MD_COPIES (want 0)"
+[[ $NET_COPIES -eq 7 ]] || fail "pings leaving by ge-0/0/1.0: $NET_COPIES copies, want 7"
+[[ $MD_COPIES -eq 0 ]] || fail "pings leaving by r2 were copied: $MD_COPIES"
+D=$(dtcp "DELETE DTCP/0.8" "Csource-ID: md1" "Cdest-ID: cd1" "Flags: STATIC")
+echo "$D" | grep -q "^CRITERIA-COUNT: 1" || fail "DELETE of the output-interface criterion: $D"
 
 note "a replayed Seq is discarded, unanswered"
 REPLAY=$(python3 "$COPYTOOL" sign Juniper "NOOP DTCP/0.8" "Csource-ID: md1" "Seq: 1" |
