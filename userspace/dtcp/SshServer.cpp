@@ -52,6 +52,10 @@ constexpr int kListenBacklog = 1024;
 // Flushing the close of a session that is going away waits at most this long.
 constexpr int kTeardownFlushRounds = 5;
 constexpr unsigned kMaxConsecutivePollErrors = 50;
+// libssh reads at most 4 KiB per poll round, about ten pipelined requests.
+// The socket's backlog is taken in up to this many more rounds (128 KiB)
+// before the replies go out, so one durability barrier covers the burst.
+constexpr int kMaxDrainRounds = 32;
 
 // Peer-supplied text (user names, subsystem names) as it may appear in a log.
 std::string printable(std::string_view text, size_t max_length = 64) {
@@ -702,6 +706,8 @@ class Connection {
     void finish(Channel& channel);
     void flush(Channel& channel);
     bool socketWritable() const;
+    bool socketReadable() const;
+    void drainSocket();
     void takeCommands();
     void serviceChannels();
 
@@ -841,7 +847,17 @@ void Connection::loop() {
             }
         } else {
             poll_errors_ = 0;
+            if (authenticated_) drainSocket();
         }
+    }
+}
+
+// Pipelined requests arrive faster than libssh reads them: take what is already
+// in the socket now. The replies to all of them then wait for one barrier
+// (onMessagesHandled: the audit log and the journal on disk), not one per read.
+void Connection::drainSocket() {
+    for (int round = 0; round < kMaxDrainRounds && !end_reason_ && socketReadable(); ++round) {
+        if (ssh_event_dopoll(event_.get(), 0) == SSH_ERROR) return;
     }
 }
 
@@ -1185,6 +1201,11 @@ void Connection::finish(Channel& channel) {
 bool Connection::socketWritable() const {
     pollfd pfd{ssh_get_fd(session_.get()), POLLOUT, 0};
     return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
+}
+
+bool Connection::socketReadable() const {
+    pollfd pfd{ssh_get_fd(session_.get()), POLLIN, 0};
+    return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
 }
 
 void Connection::flush(Channel& channel) {
