@@ -1239,7 +1239,12 @@ void Connection::flush(Channel& channel) {
         channel.sent += static_cast<size_t>(written);
         channel.last_progress = Clock::now();
     }
-    if (channel.sent > 0 && (channel.pending() == 0 || channel.sent >= kWriteChunkBytes)) {
+    // What was sent leaves the front of the queue once it is at least half of
+    // it: each byte is moved at most once more. Erasing after every chunk
+    // moved the rest of a 37 MB LIST reply a thousand times.
+    if (channel.sent > 0 &&
+        (channel.pending() == 0 ||
+         channel.sent >= std::max(kWriteChunkBytes, channel.outbound.size() / 2))) {
         channel.outbound.erase(0, channel.sent);
         channel.sent = 0;
     }
