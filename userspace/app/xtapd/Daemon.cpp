@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <strings.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -153,6 +155,14 @@ kernel::XdpMode modeOf(config::XdpMode m) {
             break;
     }
     return kernel::XdpMode::Auto;
+}
+
+// From this many criteria on, a LIST reads the counters of every slot in one
+// batch rather than one system call per criterion it lists.
+constexpr size_t kBatchedListCounters = 2048;
+
+bool isList(std::string_view message) {
+    return message.size() > 5 && strncasecmp(message.data(), "LIST ", 5) == 0;
 }
 
 }  // namespace
@@ -538,7 +548,11 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         dtcp::SeqWindow& window =
             per_connection ? seq_by_session[info.session_id] : seq_by_user[info.user];
         const dtcp::SeqWindowState seq_before = window.state();
+        std::optional<CounterSnapshot> counters;
+        if (isList(bytes) && store->countOf(info.user) >= kBatchedListCounters)
+            counters.emplace(*maps);
         auto result = service->handleMessage(bytes, u->second, window, info.peer_address, now());
+        counters.reset();
         // Every change this reply acknowledges goes to the state journal, made
         // durable with the audit records in onMessagesHandled before the reply
         // leaves; the whole state file is rewritten only at compaction.
