@@ -294,9 +294,11 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::append(json fields) {
-    std::lock_guard guard(mutex_);
-    writeRecord(std::move(fields));
-    syncLocked();
+    {
+        std::lock_guard guard(mutex_);
+        writeRecord(std::move(fields));
+    }
+    sync();
 }
 
 void AuditLog::appendDeferred(json fields) {
@@ -304,9 +306,26 @@ void AuditLog::appendDeferred(json fields) {
     writeRecord(std::move(fields));
 }
 
+// One fdatasync and one head for every record written before the call: a
+// burst of pipelined requests costs one round trip to the disk, not one each.
+// Records appended meanwhile (other sessions) are not waited for; they leave
+// unsynced_ set for the next sync.
 void AuditLog::sync() {
-    std::lock_guard guard(mutex_);
-    syncLocked();
+    std::lock_guard flushing(sync_mutex_);
+    Head head;
+    {
+        std::lock_guard guard(mutex_);
+        if (!unsynced_) return;
+        head = head_;
+        unsynced_ = false;
+    }
+    try {
+        flushUpTo(head);
+    } catch (...) {
+        std::lock_guard guard(mutex_);
+        unsynced_ = true;
+        throw;
+    }
 }
 
 void AuditLog::writeRecord(json fields) {
@@ -325,14 +344,11 @@ void AuditLog::writeRecord(json fields) {
     unsynced_ = true;
 }
 
-// One fdatasync and one head for every record written since the last sync:
-// a burst of pipelined requests costs one round trip to the disk, not one each.
-void AuditLog::syncLocked() {
-    if (!unsynced_) return;
+// The records up to `head` were written; make them durable, then sign the head.
+void AuditLog::flushUpTo(const Head& head) {
     if (::fdatasync(fd_) != 0) fail(errno, "sync audit log");
     const std::string tmp = headPath() + ".tmp";
-    const json h = {
-        {"seq", head_.seq}, {"hash", head_.hash}, {"sig", key_->sign(headPayload(head_))}};
+    const json h = {{"seq", head.seq}, {"hash", head.hash}, {"sig", key_->sign(headPayload(head))}};
     const std::string text = h.dump() + "\n";
     const int hfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (hfd < 0) fail(errno, "write audit head");
@@ -340,7 +356,6 @@ void AuditLog::syncLocked() {
         ::write(hfd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(hfd) == 0;
     ::close(hfd);
     if (!ok || ::rename(tmp.c_str(), headPath().c_str()) != 0) fail(errno, "write audit head");
-    unsynced_ = false;
 }
 
 }  // namespace xtap::audit

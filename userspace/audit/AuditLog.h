@@ -88,10 +88,13 @@ class AuditLog {
     std::unique_ptr<Ed25519Key> key_;
     int fd_ = -1;
     mutable std::mutex mutex_;  // one record at a time: seq and prev must chain
+    // One flush and head write at a time, in order. Not mutex_: records go on
+    // being appended while the disk flushes.
+    std::mutex sync_mutex_;
     Head head_;
     bool unsynced_ = false;  // records written since the last fdatasync and head
     void writeRecord(nlohmann::json fields);
-    void syncLocked();
+    void flushUpTo(const Head& head);
 };
 
 std::optional<Head> readHead(const std::string& head_path, const Ed25519Key& key);

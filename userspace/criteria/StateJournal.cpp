@@ -1,5 +1,6 @@
 #include "criteria/StateJournal.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -186,7 +187,7 @@ void StateJournal::reset(uint64_t gen) {
     bytes_ = 0;
     writeAll(journalHeader(gen) + "\n");
     if (::fdatasync(fd_) != 0) fail(errno, "sync state journal " + path_);
-    unsynced_ = false;
+    synced_ = appended_;
 }
 
 void StateJournal::append(std::string_view record) {
@@ -194,14 +195,22 @@ void StateJournal::append(std::string_view record) {
     text += '\n';
     std::lock_guard guard(mutex_);
     writeAll(text);
-    unsynced_ = true;
+    ++appended_;
 }
 
+// Every record appended before the call is durable on return. Records that
+// other threads append during the fdatasync are not waited for.
 void StateJournal::sync() {
-    std::lock_guard guard(mutex_);
-    if (!unsynced_) return;
+    std::lock_guard flushing(sync_mutex_);
+    uint64_t written = 0;
+    {
+        std::lock_guard guard(mutex_);
+        if (synced_ == appended_) return;
+        written = appended_;
+    }
     if (::fdatasync(fd_) != 0) fail(errno, "sync state journal " + path_);
-    unsynced_ = false;
+    std::lock_guard guard(mutex_);
+    synced_ = std::max(synced_, written);
 }
 
 uint64_t StateJournal::bytes() const {

@@ -86,8 +86,11 @@ class StateJournal {
     std::string path_;
     int fd_ = -1;
     mutable std::mutex mutex_;
+    // One fdatasync at a time. Not mutex_: appends go on while the disk flushes.
+    std::mutex sync_mutex_;
     uint64_t bytes_ = 0;
-    bool unsynced_ = false;
+    uint64_t appended_ = 0;  // records appended, ever
+    uint64_t synced_ = 0;    // of those, the ones known durable
 };
 
 }  // namespace xtap::criteria
