@@ -9,7 +9,8 @@
 # (file mode and SO_PEERCRED), and neither status, metrics nor xtapd's
 # stderr names the target. xtapd runs two copy threads (dataplane.copy_threads)
 # and the datagrams come from 32 source ports: both capture queues carry
-# copies, and the totals are the sum of both threads'.
+# copies, and the totals are the sum of both threads'. Its copy threads wake
+# per copy (dataplane.copy_coalesce_us 0); the other tests run the default pause.
 source "$(dirname "$0")/lib.sh"
 require_root
 XTAPD="$BUILD_DIR/xtapd"
@@ -39,7 +40,7 @@ cat >"$WORK/xtap.json" <<J
                  {"name": "r1", "alias": "ge-0/0/1.0", "xdp_mode": "generic"}],
   "delivery": {"cleartext_destinations": ["198.18.20.0/24"]},
   "dataplane": {"criteria": 4096, "rules": 65536, "anchors": 65536, "pin_dir": "$WORK/bpffs/xtap",
-                "copy_threads": 2},
+                "copy_threads": 2, "copy_coalesce_us": 0},
   "state_dir": "$WORK/state", "audit_log": "$WORK/state/audit.jsonl",
   "control_socket": "$SOCK", "metrics": {"listen": "127.0.0.1:$METRICS_PORT"}
 }

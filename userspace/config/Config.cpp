@@ -362,6 +362,7 @@ Config parse(const json& doc) {
         o.read("xsk_ring", c.dataplane.xsk_ring);
         o.read("receive_batch", c.dataplane.receive_batch);
         o.read("copy_threads", c.dataplane.copy_threads);
+        o.read("copy_coalesce_us", c.dataplane.copy_coalesce_us);
         if (o.has("transit_hook")) {
             const auto h = Object::value<std::string>(o.raw("transit_hook"), o.at("transit_hook"));
             if (h == "auto")
@@ -386,6 +387,9 @@ Config parse(const json& doc) {
         if (c.dataplane.copy_threads < 1 || c.dataplane.copy_threads > kMaxCopyThreads)
             throw Invalid{o.at("copy_threads"),
                           "must be from 1 to " + std::to_string(kMaxCopyThreads)};
+        if (c.dataplane.copy_coalesce_us > kMaxCopyCoalesceUs)
+            throw Invalid{o.at("copy_coalesce_us"),
+                          "must be from 0 to " + std::to_string(kMaxCopyCoalesceUs)};
     }
     root.read("state_dir", c.state_dir);
     root.read("audit_log", c.audit_log);

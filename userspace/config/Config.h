@@ -92,6 +92,8 @@ struct Delivery {
 
 // Capture queues per interface share the 256 XSKMAP slots with the others.
 inline constexpr uint32_t kMaxCopyThreads = 16;
+// A longer pause needs a ring that holds a pause's worth of copies (xsk_ring).
+inline constexpr uint32_t kMaxCopyCoalesceUs = 1000;
 
 // Where transit packets are classified: XDP (marks, tc clones) or tc
 // ingress alone, for kernels whose XDP programs cannot write metadata; auto:
@@ -111,6 +113,9 @@ struct DataplaneSettings {
     // Copy threads, each reading its own capture queue of every interface
     // (copies spread by flow hash). One is enough until one core is not.
     uint32_t copy_threads = 1;
+    // Pause of a copy thread after a read that drained its rings, so that it
+    // reads the copies of that time as one batch instead of waking per copy.
+    uint32_t copy_coalesce_us = 200;
 };
 
 struct Config {

@@ -49,7 +49,17 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.dataplane.xsk_ring == 2048);
     CHECK(c.dataplane.receive_batch == 64);
     CHECK(c.dataplane.copy_threads == 1);
+    CHECK(c.dataplane.copy_coalesce_us == 200);
     CHECK(c.dataplane.transit_hook == TransitHook::Auto);
+}
+
+TEST_CASE("dataplane.copy_coalesce_us: 0 turns the pause off, 1000 is the longest") {
+    auto coalesceOf = [](const char* v) {
+        const std::string text = std::string(R"({"dataplane":{"copy_coalesce_us":)") + v + "}}";
+        return std::get<Config>(parseConfig(text, "f")).dataplane.copy_coalesce_us;
+    };
+    CHECK(coalesceOf("0") == 0);
+    CHECK(coalesceOf("1000") == 1000);
 }
 
 TEST_CASE("dataplane.transit_hook names where transit packets are classified") {
@@ -113,6 +123,8 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
          "xsk_ring"},
         {R"({"dataplane":{"copy_threads":0}})", "/dataplane/copy_threads", "1 to 16"},
         {R"({"dataplane":{"copy_threads":17}})", "/dataplane/copy_threads", "1 to 16"},
+        {R"({"dataplane":{"copy_coalesce_us":1001}})", "/dataplane/copy_coalesce_us", "0 to 1000"},
+        {R"({"dataplane":{"copy_coalesce_us":-1}})", "/dataplane/copy_coalesce_us", ""},
         {R"({"dataplane":{"transit_hook":"XDP"}})", "/dataplane/transit_hook", "auto, xdp or tc"},
         {R"({"dataplane":{"transit_hook":1}})", "/dataplane/transit_hook", ""},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},

@@ -818,10 +818,22 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                                   [&](std::span<const uint8_t> fr, std::span<const uint32_t> s,
                                       bool late) { deliver(lane, fr, s, late); });
         };
-        bool more = false;
+        // After a read that drained every ring (less than a batch from each),
+        // the thread pauses for copy_coalesce_us instead of sleeping in poll()
+        // until the next copy: the copies of that time are read, encapsulated
+        // and sent as one batch, and the thread is not woken once per copy
+        // (a wakeup costs more than the copy). It waits in poll() only when a
+        // read found nothing.
+        const auto coalesce = std::chrono::microseconds(cfg.dataplane.copy_coalesce_us);
+        const uint32_t batch = cfg.dataplane.receive_batch;
+        enum class Next { Read, Pause, Wait } next = Next::Wait;
         while (!stop) {
-            if (!more) ::poll(fds.data(), fds.size(), 100);
-            more = false;
+            if (next == Next::Wait)
+                ::poll(fds.data(), fds.size(), 100);
+            else if (next == Next::Pause)
+                std::this_thread::sleep_for(coalesce);
+            size_t got = 0;
+            bool full = false;
             std::lock_guard lane_guard(lane.mutex);
             {
                 std::lock_guard g(lock);
@@ -832,12 +844,20 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 // One batch per socket, then send: the lock is held for
                 // encapsulation, and for a sendmmsg only when a batch fills
                 // the sender (fan-out to many Cdests).
-                for (auto* r : receivers) more |= r->receive(onFrame) > 0;
+                for (auto* r : receivers) {
+                    const size_t n = r->receive(onFrame);
+                    got += n;
+                    full |= n >= batch;
+                }
                 lane.reorderer.expire(lane.boot_ns);
             }
             lane.sender->flush();
             std::lock_guard g(lock);
             chargeLateDrops(lane);
+            if (got == 0)
+                next = Next::Wait;
+            else
+                next = full || coalesce.count() == 0 ? Next::Read : Next::Pause;
         }
     }
 
