@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <set>
 #include <stdexcept>
@@ -690,21 +691,26 @@ void CriteriaStore::sampleBandwidth(uint64_t now_ns) {
     }
     for (auto& [user, u] : users_) {
         for (auto& [id, c] : u.criteria) {
-            auto& bytes = c.sampled_bytes;
-            if (bytes.empty()) {
+            const uint64_t bytes = matched(c).bytes;
+            auto& changes = c.byte_changes;
+            if (!c.sampled) {
+                c.sampled = true;
                 c.first_sample = tick;
-                // Room for a window of one-second ticks at once: growing 1, 2,
-                // 4, 8, 16 leaves freed blocks behind and ends at 16.
-                if (bytes.capacity() == 0) bytes.reserve(kBandwidthWindowNs / kNsPerSecond + 2);
+                c.first_sample_bytes = bytes;
+            } else if (bytes != (changes.empty() ? c.first_sample_bytes : changes.back().bytes)) {
+                changes.push_back({tick, bytes});
             }
-            bytes.push_back(matched(c).bytes);
             // A criterion has a sample at every tick since its first: when
             // that reaches back to window_old, that one is its newest sample a
             // window old, and what is older (the ADD's too) goes.
             if (window_old && c.first_sample <= *window_old) {
                 c.add_sample_ns.reset();
-                bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(
-                                                               *window_old - c.first_sample));
+                auto stale = changes.begin();
+                while (stale != changes.end() && stale->tick <= *window_old) ++stale;
+                if (stale != changes.begin()) {
+                    c.first_sample_bytes = std::prev(stale)->bytes;
+                    changes.erase(changes.begin(), stale);
+                }
                 c.first_sample = *window_old;
             }
         }
@@ -722,17 +728,23 @@ uint64_t CriteriaStore::averageBandwidth(const Criterion& c, uint64_t bytes_now,
     uint64_t reference_ns = 0, reference_bytes = 0;
     if (c.add_sample_ns) {
         reference_ns = *c.add_sample_ns;
-    } else if (!c.sampled_bytes.empty()) {
+    } else if (c.sampled) {
         reference_ns = tick_times_[c.first_sample - first_tick_];
-        reference_bytes = c.sampled_bytes.front();
+        reference_bytes = c.first_sample_bytes;
     } else {
         return 0;
     }
-    const size_t offset = c.first_sample - first_tick_;
-    for (size_t i = 0; i < c.sampled_bytes.size(); ++i) {
-        if (tick_times_[offset + i] + kBandwidthWindowNs > now_ns) break;
-        reference_ns = tick_times_[offset + i];
-        reference_bytes = c.sampled_bytes[i];
+    if (c.sampled) {
+        auto change = c.byte_changes.begin();
+        uint64_t bytes = c.first_sample_bytes;
+        for (uint64_t tick = c.first_sample; tick < first_tick_ + tick_times_.size(); ++tick) {
+            const uint64_t tick_ns = tick_times_[tick - first_tick_];
+            if (tick_ns + kBandwidthWindowNs > now_ns) break;
+            for (; change != c.byte_changes.end() && change->tick <= tick; ++change)
+                bytes = change->bytes;
+            reference_ns = tick_ns;
+            reference_bytes = bytes;
+        }
     }
     if (now_ns <= reference_ns || bytes_now < reference_bytes) return 0;
     const long double bits = static_cast<long double>(bytes_now - reference_bytes) * 8;

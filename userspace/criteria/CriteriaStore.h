@@ -159,10 +159,19 @@ struct Criterion {
 
     // Average-Bandwidth samples, oldest first: the ADD (0 bytes) until a tick
     // sample is a window old, then the matched bytes at each tick since tick
-    // number `first_sample` (the store keeps the tick times, once).
+    // number `first_sample` (the store keeps the tick times, once). They are
+    // kept as the bytes at first_sample and the later ticks where the count
+    // moved: most criteria match nothing for long spells and keep no block
+    // (one sample a tick was 112 B a criterion).
+    struct ByteChange {
+        uint64_t tick = 0;
+        uint64_t bytes = 0;
+    };
     std::optional<uint64_t> add_sample_ns;
+    bool sampled = false;  // first_sample and first_sample_bytes are set
     uint64_t first_sample = 0;
-    std::vector<uint64_t> sampled_bytes;
+    uint64_t first_sample_bytes = 0;
+    std::vector<ByteChange> byte_changes;  // ticks after first_sample, ascending
 
     bool isStatic() const { return request.is_static; }
     bool sendAsync() const { return request.send_async; }
