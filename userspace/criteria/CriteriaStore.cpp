@@ -630,6 +630,7 @@ AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const I
     c.request = StoredRequest(std::move(added.request));
     c.client_address = std::move(added.client_address);
     c.publication = std::move(added.publication);
+    c.publication.destinations = share(std::move(c.publication.destinations));
     c.limits = c.request.timeouts;
     c.add_sample_ns = now.boottime_ns;  // Average-Bandwidth counts from the ADD
     c.added = now.local;
@@ -651,6 +652,19 @@ AddResult CriteriaStore::add(NewCriterion added, const UserQuota& quota, const I
     index(stored);
     ++total_;
     return id;
+}
+
+Destinations CriteriaStore::share(Destinations d) {
+    auto& recent = recent_destinations_;
+    const auto same = std::find(recent.begin(), recent.end(), d);
+    if (same != recent.end()) {
+        d = *same;
+        std::rotate(recent.begin(), same, same + 1);  // newest first
+    } else {
+        std::rotate(recent.begin(), recent.end() - 1, recent.end());
+        recent.front() = d;
+    }
+    return d;
 }
 
 bool CriteriaStore::remove(const CriterionKey& key) {
@@ -936,6 +950,7 @@ void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
     c.request = StoredRequest(saved.request);
     c.client_address = saved.client_address;
     c.publication = std::move(std::get<Publication>(rebuilt));
+    c.publication.destinations = share(std::move(c.publication.destinations));
     c.limits = saved.limits;
     c.added = saved.added;
     c.refresh_count = saved.refresh_count;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -59,12 +60,42 @@ struct ContentDestination {
     bool operator==(const ContentDestination&) const = default;
 };
 
+// The content destinations of one criterion (1 or 2), immutable and shared:
+// a client's criteria mostly copy to the same one or two, and the store hands
+// equal lists one block (a list of its own was 112 B a criterion).
+class Destinations {
+  public:
+    using List = std::vector<ContentDestination>;
+    Destinations() = default;
+    Destinations(List list)  // implicit: where a list of destinations goes, this goes
+        : list_(list.empty() ? nullptr : std::make_shared<const List>(std::move(list))) {}
+    Destinations(std::initializer_list<ContentDestination> list) : Destinations(List(list)) {}
+
+    const List& list() const { return list_ ? *list_ : empty_list(); }
+    List::const_iterator begin() const { return list().begin(); }
+    List::const_iterator end() const { return list().end(); }
+    size_t size() const { return list().size(); }
+    bool empty() const { return list().empty(); }
+    const ContentDestination& operator[](size_t i) const { return list()[i]; }
+    const ContentDestination& front() const { return list().front(); }
+    bool operator==(const Destinations& o) const { return list_ == o.list_ || list() == o.list(); }
+    // True when both hold the same block.
+    bool shares(const Destinations& o) const { return list_ == o.list_; }
+
+  private:
+    static const List& empty_list() {
+        static const List none;
+        return none;
+    }
+    std::shared_ptr<const List> list_;
+};
+
 // What the data plane and the delivery path get for one criterion. The
 // controller builds it from the request (resolving interfaces and
 // destinations), at ADD and again on restore.
 struct Publication {
     std::vector<dataplane::Filter> filters;
-    std::vector<ContentDestination> destinations;  // 1 or 2
+    Destinations destinations;  // 1 or 2
     uint16_t effective_priority = 1;               // Priority + the user's minimum_priority
 };
 
@@ -373,6 +404,8 @@ class CriteriaStore {
         by_slot_[c.slot.slot] = &c;
     }
     void unindex(uint32_t slot) { by_slot_.at(slot) = nullptr; }
+    // An equal list handed out lately if there is one, else d, remembered.
+    Destinations share(Destinations d);
     void restoreOne(const SavedCriterion& saved, const Instant& now, const RestoreRebuild& rebuild,
                     bool in_place, RestoreReport& report,
                     std::vector<const SavedCriterion*>& later);
@@ -383,6 +416,10 @@ class CriteriaStore {
     // By slot number (dense, below the data plane's capacity); null for a
     // free slot. A vector, not a hash map: 8 B a slot instead of ~40.
     std::vector<Criterion*> by_slot_;
+    // The destination lists share() handed out last, newest first: criteria
+    // ADDed in a row mostly name the same ones. No table to prune: a list
+    // lives while a criterion or this holds it.
+    std::array<Destinations, 8> recent_destinations_;
     size_t total_ = 0;
     // The times of the bandwidth ticks still sampled, oldest first: tick
     // number first_tick_ + i at tick_times_[i]. Once per tick, not per sample.

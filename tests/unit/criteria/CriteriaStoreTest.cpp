@@ -100,6 +100,22 @@ TEST_CASE("add publishes one FilterSet with priority and deadline; remove withdr
     CHECK(f.plane.ruleCount() == 0);
 }
 
+TEST_CASE("equal destination lists are stored once, different ones apart") {
+    StoreFixture f;
+    const uint32_t a = f.add("alice", request("192.0.2.1", idle(60)), at(1));
+    const uint32_t b = f.add("alice", request("192.0.2.2", idle(60)), at(1));
+    const uint32_t other = f.add("alice", request("192.0.2.3", idle(60)), at(1), {}, 51);
+    const uint32_t again = f.add("alice", request("192.0.2.4", idle(60)), at(1));
+    const Destinations& first = f.get("alice", a).publication.destinations;
+    CHECK(first.shares(f.get("alice", b).publication.destinations));
+    CHECK(first.shares(f.get("alice", again).publication.destinations));
+    CHECK_FALSE(first.shares(f.get("alice", other).publication.destinations));
+    CHECK(f.get("alice", other).publication.destinations.front().params.outer.destination[3] == 51);
+    // Removing one leaves the others' list whole.
+    REQUIRE(f.store.remove(CriterionKey{"alice", a}));
+    CHECK(f.get("alice", b).publication.destinations == Destinations{destination("cd1", 50)});
+}
+
 TEST_CASE("Static criteria get no data-plane deadline and never expire") {
     StoreFixture f;
     const uint32_t id = f.add("alice", request("192.0.2.1", total(5), true), at(0));
