@@ -62,7 +62,7 @@ struct ContentDestination {
 
 // The content destinations of one criterion (1 or 2), immutable and shared:
 // a client's criteria mostly copy to the same one or two, and the store hands
-// equal lists one block (a list of its own was 112 B a criterion).
+// equal lists one block (a list of its own was a 96 B block a criterion).
 class Destinations {
   public:
     using List = std::vector<ContentDestination>;
@@ -71,7 +71,7 @@ class Destinations {
         : list_(list.empty() ? nullptr : std::make_shared<const List>(std::move(list))) {}
     Destinations(std::initializer_list<ContentDestination> list) : Destinations(List(list)) {}
 
-    const List& list() const { return list_ ? *list_ : empty_list(); }
+    const List& list() const { return list_ ? *list_ : none(); }
     List::const_iterator begin() const { return list().begin(); }
     List::const_iterator end() const { return list().end(); }
     size_t size() const { return list().size(); }
@@ -83,9 +83,9 @@ class Destinations {
     bool shares(const Destinations& o) const { return list_ == o.list_; }
 
   private:
-    static const List& empty_list() {
-        static const List none;
-        return none;
+    static const List& none() {
+        static const List empty;
+        return empty;
     }
     std::shared_ptr<const List> list_;
 };
@@ -95,8 +95,8 @@ class Destinations {
 // destinations), at ADD and again on restore.
 struct Publication {
     std::vector<dataplane::Filter> filters;
-    Destinations destinations;  // 1 or 2
-    uint16_t effective_priority = 1;               // Priority + the user's minimum_priority
+    Destinations destinations;        // 1 or 2
+    uint16_t effective_priority = 1;  // Priority + the user's minimum_priority
 };
 
 struct MatchCounters {
