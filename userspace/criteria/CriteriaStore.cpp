@@ -680,20 +680,20 @@ bool CriteriaStore::remove(const CriterionKey& key) {
     return true;
 }
 
-void CriteriaStore::observe(uint64_t now_ns) {
-    for (auto& [user, u] : users_) {
-        for (auto& [id, c] : u.criteria) {
-            const uint64_t packets = matched(c).packets;
-            if (packets == c.last_seen_packets) continue;
-            c.last_seen_packets = packets;
-            if (c.limits.idle_seconds) {
-                c.idle_deadline_ns = now_ns + uint64_t{*c.limits.idle_seconds} * kNsPerSecond;
-            }
-        }
+void CriteriaStore::observeOne(Criterion& c, uint64_t packets, uint64_t now_ns) {
+    if (packets == c.last_seen_packets) return;
+    c.last_seen_packets = packets;
+    if (c.limits.idle_seconds) {
+        c.idle_deadline_ns = now_ns + uint64_t{*c.limits.idle_seconds} * kNsPerSecond;
     }
 }
 
-void CriteriaStore::sampleBandwidth(uint64_t now_ns) {
+void CriteriaStore::observe(uint64_t now_ns) {
+    for (auto& [user, u] : users_)
+        for (auto& [id, c] : u.criteria) observeOne(c, matched(c).packets, now_ns);
+}
+
+std::pair<uint64_t, std::optional<uint64_t>> CriteriaStore::beginSampling(uint64_t now_ns) {
     const uint64_t tick = first_tick_ + tick_times_.size();
     tick_times_.push_back(now_ns);
     // The newest tick at least a window old: samples before it are no longer
@@ -703,37 +703,62 @@ void CriteriaStore::sampleBandwidth(uint64_t now_ns) {
          ++i) {
         window_old = first_tick_ + i;
     }
-    for (auto& [user, u] : users_) {
-        for (auto& [id, c] : u.criteria) {
-            const uint64_t bytes = matched(c).bytes;
-            auto& changes = c.byte_changes;
-            if (!c.sampled) {
-                c.sampled = true;
-                c.first_sample = tick;
-                c.first_sample_bytes = bytes;
-            } else if (bytes != (changes.empty() ? c.first_sample_bytes : changes.back().bytes)) {
-                changes.push_back({tick, bytes});
-            }
-            // A criterion has a sample at every tick since its first: when
-            // that reaches back to window_old, that one is its newest sample a
-            // window old, and what is older (the ADD's too) goes.
-            if (window_old && c.first_sample <= *window_old) {
-                c.add_sample_ns.reset();
-                auto stale = changes.begin();
-                while (stale != changes.end() && stale->tick <= *window_old) ++stale;
-                if (stale != changes.begin()) {
-                    c.first_sample_bytes = std::prev(stale)->bytes;
-                    changes.erase(changes.begin(), stale);
-                }
-                c.first_sample = *window_old;
-            }
-        }
+    return {tick, window_old};
+}
+
+void CriteriaStore::sampleOne(Criterion& c, uint64_t bytes, uint64_t tick,
+                              const std::optional<uint64_t>& window_old) {
+    auto& changes = c.byte_changes;
+    if (!c.sampled) {
+        c.sampled = true;
+        c.first_sample = tick;
+        c.first_sample_bytes = bytes;
+    } else if (bytes != (changes.empty() ? c.first_sample_bytes : changes.back().bytes)) {
+        changes.push_back({tick, bytes});
     }
+    // A criterion has a sample at every tick since its first: when that
+    // reaches back to window_old, that one is its newest sample a window old,
+    // and what is older (the ADD's too) goes.
+    if (window_old && c.first_sample <= *window_old) {
+        c.add_sample_ns.reset();
+        auto stale = changes.begin();
+        while (stale != changes.end() && stale->tick <= *window_old) ++stale;
+        if (stale != changes.begin()) {
+            c.first_sample_bytes = std::prev(stale)->bytes;
+            changes.erase(changes.begin(), stale);
+        }
+        c.first_sample = *window_old;
+    }
+}
+
+void CriteriaStore::endSampling(const std::optional<uint64_t>& window_old) {
     // Every criterion now starts at window_old or later.
     while (window_old && first_tick_ < *window_old) {
         tick_times_.pop_front();
         ++first_tick_;
     }
+}
+
+void CriteriaStore::sampleBandwidth(uint64_t now_ns) {
+    const auto [tick, window_old] = beginSampling(now_ns);
+    for (auto& [user, u] : users_)
+        for (auto& [id, c] : u.criteria) sampleOne(c, matched(c).bytes, tick, window_old);
+    endSampling(window_old);
+}
+
+std::vector<CriterionKey> CriteriaStore::tick(uint64_t now_ns) {
+    std::vector<CriterionKey> expired;
+    const auto [tick, window_old] = beginSampling(now_ns);
+    for (auto& [user, u] : users_) {
+        for (auto& [id, c] : u.criteria) {
+            const MatchCounters m = matched(c);
+            observeOne(c, m.packets, now_ns);
+            if (lifetimeOf(c, m, now_ns).expired_by) expired.push_back(c.key);
+            sampleOne(c, m.bytes, tick, window_old);
+        }
+    }
+    endSampling(window_old);
+    return expired;
 }
 
 uint64_t CriteriaStore::averageBandwidth(const Criterion& c, uint64_t bytes_now,

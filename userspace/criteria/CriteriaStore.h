@@ -346,6 +346,11 @@ class CriteriaStore {
     // criterion's matched bytes, keeping one sample at least a window old and
     // everything newer.
     void sampleBandwidth(uint64_t now_ns);
+    // The tick's pass: observe(), the lifetime check and sampleBandwidth() in
+    // one walk over the criteria, each counter read once (three walks of
+    // 100,000 criteria held the controller's lock for about 60 ms a second).
+    // Returns the criteria whose lifetime ran out, for the caller to remove.
+    std::vector<CriterionKey> tick(uint64_t now_ns);
     // The rate in bits/s from the newest sample at least a window old (else
     // the oldest there is) to `bytes_now`; 0 before the first sample.
     uint64_t averageBandwidth(const Criterion& c, uint64_t bytes_now, uint64_t now_ns) const;
@@ -404,6 +409,14 @@ class CriteriaStore {
         by_slot_[c.slot.slot] = &c;
     }
     void unindex(uint32_t slot) { by_slot_.at(slot) = nullptr; }
+    // One criterion's part of observe() and of sampleBandwidth().
+    static void observeOne(Criterion& c, uint64_t packets, uint64_t now_ns);
+    static void sampleOne(Criterion& c, uint64_t bytes, uint64_t tick,
+                          const std::optional<uint64_t>& window_old);
+    // sampleBandwidth() around the walk: the tick's number and time, the
+    // newest tick a window old; then the ticks no criterion needs go.
+    std::pair<uint64_t, std::optional<uint64_t>> beginSampling(uint64_t now_ns);
+    void endSampling(const std::optional<uint64_t>& window_old);
     // An equal list handed out lately if there is one, else d, remembered.
     Destinations share(Destinations d);
     void restoreOne(const SavedCriterion& saved, const Instant& now, const RestoreRebuild& rebuild,

@@ -391,13 +391,8 @@ std::string DtcpService::listCriteria(const DecodedRequest& request, const ListR
 
 TickResult DtcpService::tick(const Instant& now, const UserLookup& users) {
     TickResult result;
-    store_.observe(now.boottime_ns);
     // One pass over the store; the expired go after it.
-    std::vector<CriterionKey> expired;
-    store_.forEach([&](const criteria::Criterion& c) {
-        if (criteria::lifetimeOf(c, store_.matched(c), now.boottime_ns).expired_by)
-            expired.push_back(c.key);
-    });
+    const std::vector<CriterionKey> expired = store_.tick(now.boottime_ns);
     for (const CriterionKey& key : expired) {
         const criteria::Criterion& c = *store_.find(key);
         if (c.sendAsync()) {
@@ -414,7 +409,6 @@ TickResult DtcpService::tick(const Instant& now, const UserLookup& users) {
         forget(key);
         result.audit.push_back({AuditEvent::Kind::TimedOut, key, {}});
     }
-    store_.sampleBandwidth(now.boottime_ns);
     return result;
 }
 

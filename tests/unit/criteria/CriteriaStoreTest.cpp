@@ -364,6 +364,61 @@ TEST_CASE("bandwidth window: the ADD and one sample a tick, one a window old kep
     CHECK(f.get("alice", third).byte_changes.empty());
 }
 
+TEST_CASE("tick: one walk gives what observe, the lifetime check and sampleBandwidth give") {
+    // Two stores tasked alike: one ticked by the three calls, one by tick().
+    StoreFixture three, walk;
+    std::vector<uint32_t> ids;
+    for (StoreFixture* f : {&three, &walk}) {
+        ids.clear();
+        ids.push_back(f->add("alice", request("192.0.2.1", idle(3)), at(1)));
+        ids.push_back(f->add("alice", request("192.0.2.2", total(6)), at(1)));
+        ids.push_back(f->add("bob", request("192.0.2.3", {}, true), at(1)));
+        dtcp::Timeouts packets;
+        packets.packets = 20;
+        ids.push_back(f->add("bob", request("192.0.2.4", packets), at(1)));
+    }
+    const std::vector<std::pair<std::string, size_t>> owners = {
+        {"alice", 0}, {"alice", 1}, {"bob", 2}, {"bob", 3}};
+    for (uint64_t second = 2; second <= 16; ++second) {
+        const uint64_t now = second * kSecond;
+        for (StoreFixture* f : {&three, &walk}) {
+            // Traffic on the idle one until 6 s, on the others all along.
+            for (const auto& [user, i] : owners) {
+                const Criterion* c = f->store.find(CriterionKey{user, ids[i]});
+                if (c && (i != 0 || second <= 6))
+                    f->maps.addTraffic(c->slot.slot, 3, 300 * i + 100);
+            }
+        }
+        three.store.observe(now);
+        std::vector<CriterionKey> expired_three;
+        three.store.forEach([&](const Criterion& c) {
+            if (three.store.lifetime(c, now).expired_by) expired_three.push_back(c.key);
+        });
+        const std::vector<CriterionKey> expired_walk = walk.store.tick(now);
+        CAPTURE(second);
+        CHECK(expired_walk == expired_three);
+        for (const CriterionKey& key : expired_three) {
+            REQUIRE(three.store.remove(key));
+            REQUIRE(walk.store.remove(key));
+        }
+        three.store.sampleBandwidth(now);
+        for (const auto& [user, i] : owners) {
+            const Criterion* a = three.store.find(CriterionKey{user, ids[i]});
+            const Criterion* b = walk.store.find(CriterionKey{user, ids[i]});
+            REQUIRE((a == nullptr) == (b == nullptr));
+            if (!a) continue;
+            CHECK(a->idle_deadline_ns == b->idle_deadline_ns);
+            CHECK(a->last_seen_packets == b->last_seen_packets);
+            for (const uint64_t at_ns : {now, now + kSecond / 2, now + 20 * kSecond}) {
+                CHECK(three.store.averageBandwidth(*a, three.store.matched(*a).bytes, at_ns) ==
+                      walk.store.averageBandwidth(*b, walk.store.matched(*b).bytes, at_ns));
+            }
+        }
+    }
+    // By then the idle one, the total one and the packets one have gone.
+    CHECK(walk.store.size() == 1);
+}
+
 TEST_CASE("refresh replaces the given limits only and moves the data-plane deadline") {
     StoreFixture f;
     dtcp::Timeouts limits;
