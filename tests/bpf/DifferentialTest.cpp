@@ -392,6 +392,28 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
             REQUIRE(c.bytes == pb.second);
         }
         rig.maps().dropCounterSnapshot();
+        // The tick's way: read without the controller's lock, installed under it.
+        auto table = rig.maps().readCounterTable();
+        REQUIRE(table);
+        REQUIRE(rig.maps().installCounterSnapshot(std::move(*table)));
+        for (const auto& [slot, pb] : expected) {
+            if (tainted.count(slot)) continue;
+            const auto c = rig.maps().readCounters(slot);
+            REQUIRE(c.packets == pb.first);
+            REQUIRE(c.bytes == pb.second);
+        }
+        rig.maps().dropCounterSnapshot();
+        // A table read before a slot's counters were zeroed (a slot published
+        // afresh) is refused: it would give the new criterion the old one's
+        // counts. Last in the round: the rig goes with it.
+        auto stale = rig.maps().readCounterTable();
+        REQUIRE(stale);
+        rig.maps().zeroCounters(0);
+        CHECK_FALSE(rig.maps().installCounterSnapshot(std::move(*stale)));
+        auto fresh = rig.maps().readCounterTable();
+        REQUIRE(fresh);
+        CHECK(rig.maps().installCounterSnapshot(std::move(*fresh)));
+        rig.maps().dropCounterSnapshot();
     }
     MESSAGE(total_filters << " filters, " << total_packets << " packets, " << total_matched
                           << " matched, " << total_fragments_followed

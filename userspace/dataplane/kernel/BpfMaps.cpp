@@ -161,9 +161,20 @@ void BpfMaps::setSlotPriority(uint32_t slot, uint16_t priority) {
 }
 
 bool BpfMaps::takeCounterSnapshot() {
+    auto table = readCounterTable();
+    if (!table) {
+        snapshot_valid_ = false;  // readCounters goes on reading slot by slot
+        return false;
+    }
+    return installCounterSnapshot(std::move(*table));
+}
+
+std::optional<BpfMaps::CounterTable> BpfMaps::readCounterTable() const {
     constexpr uint32_t kChunk = 4096;
     const size_t cpus = static_cast<size_t>(ncpus_);
-    snapshot_.assign(slot_capacity_, SlotCounters{});
+    CounterTable table;
+    table.zeroed_epoch = zeroed_epoch_.load(std::memory_order_acquire);
+    table.slots.assign(slot_capacity_, SlotCounters{});
     std::vector<uint32_t> keys(kChunk);
     std::vector<xtap_slot_stats> values(kChunk * cpus);  // 24 bytes: already 8-aligned
     uint32_t in_batch = 0, out_batch = 0;
@@ -174,13 +185,10 @@ bool BpfMaps::takeCounterSnapshot() {
             bpf_map_lookup_batch(slot_stats_fd_, first ? nullptr : &in_batch, &out_batch,
                                  keys.data(), values.data(), &count, nullptr);
         first = false;
-        if (err < 0 && err != -ENOENT) {
-            snapshot_valid_ = false;  // readCounters goes on reading slot by slot
-            return false;
-        }
+        if (err < 0 && err != -ENOENT) return std::nullopt;
         for (uint32_t i = 0; i < count; ++i) {
             if (keys[i] >= slot_capacity_) continue;
-            SlotCounters& sum = snapshot_[keys[i]];
+            SlotCounters& sum = table.slots[keys[i]];
             for (size_t c = 0; c < cpus; ++c) {
                 const xtap_slot_stats& v = values[i * cpus + c];
                 sum.packets += v.packets;
@@ -191,6 +199,12 @@ bool BpfMaps::takeCounterSnapshot() {
         if (err == -ENOENT || count == 0) break;  // the whole map was read
         in_batch = out_batch;
     }
+    return table;
+}
+
+bool BpfMaps::installCounterSnapshot(CounterTable table) {
+    if (table.zeroed_epoch != zeroed_epoch_.load(std::memory_order_acquire)) return false;
+    snapshot_ = std::move(table.slots);
     snapshot_valid_ = true;
     return true;
 }
@@ -217,6 +231,7 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
 }
 
 void BpfMaps::zeroCounters(uint32_t slot) {
+    zeroed_epoch_.fetch_add(1, std::memory_order_acq_rel);  // before: a read under way is stale
     std::vector<xtap_slot_stats> zero(static_cast<size_t>(ncpus_));
     bpf_map_update_elem(slot_stats_fd_, &slot, zero.data(), BPF_ANY);
     if (snapshot_valid_ && slot < snapshot_.size()) snapshot_[slot] = SlotCounters{};

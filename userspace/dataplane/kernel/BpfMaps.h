@@ -6,6 +6,8 @@
 
 #include <array>
 #include <cstdint>
+#include <atomic>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -58,6 +60,17 @@ class BpfMaps final : public MapWriter {
     // one syscall per criterion was O(criteria) syscalls a second. Not
     // thread-safe: the caller holds the controller's lock across the pass.
     bool takeCounterSnapshot();  // false: the batch read failed, slot-by-slot reads go on
+    // The same in two steps, so that the read (tens of ms at 131,072 slots)
+    // needs no lock: readCounterTable() is safe beside the maps' other users;
+    // installCounterSnapshot(), under the lock, refuses a table read before a
+    // slot's counters were zeroed (a slot published afresh would get its
+    // previous criterion's counts).
+    struct CounterTable {
+        std::vector<SlotCounters> slots;
+        uint64_t zeroed_epoch = 0;
+    };
+    std::optional<CounterTable> readCounterTable() const;  // nullopt: the batch read failed
+    bool installCounterSnapshot(CounterTable table);
     // Frees it too: 24 B a slot (3 MB at 131,072 slots) held only during the pass.
     void dropCounterSnapshot() {
         snapshot_valid_ = false;
@@ -83,6 +96,7 @@ class BpfMaps final : public MapWriter {
     uint32_t slot_capacity_;
     std::vector<SlotCounters> snapshot_;  // per slot, without the released counts
     bool snapshot_valid_ = false;
+    std::atomic<uint64_t> zeroed_epoch_{0};  // zeroCounters() calls so far
     int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_,
         excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
