@@ -36,6 +36,7 @@
 #include "criteria/StateJournal.h"
 #include "dataplane/DataPlane.h"
 #include "dataplane/FragmentReorderer.h"
+#include "dataplane/ParkedCopies.h"
 #include "dataplane/kernel/BpfMaps.h"
 #include "dataplane/kernel/CopyPath.h"
 #include "dataplane/kernel/Link.h"
@@ -250,7 +251,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         delivery::FanOutPlan plan;
         std::chrono::steady_clock::time_point now{};  // taken once per received batch
         uint64_t boot_ns = 0;
-        PumpCounters counters;  // the sender keeps sent and dropped, per Cdest
+        PumpCounters counters;           // the sender keeps sent and dropped, per Cdest
+        dataplane::ParkedCopies parked;  // read while `lock` was taken by another thread
     };
     std::vector<std::unique_ptr<CopyLane>> lanes;
     TunnelBoard tunnel_board;
@@ -811,8 +813,9 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         auto receivers = copy_path->receivers(lane.queue);
         std::vector<pollfd> fds;
         for (auto* r : receivers) fds.push_back({r->fd(), POLLIN, 0});
-        auto onFrame = [&](const kernel::CopiedFrame& f) {
-            ++lane.counters.received;
+        // A copy as the receive path takes it: counted as received when read
+        // from the ring (parked or not), handled under `lock`.
+        auto handle = [&](const kernel::CopiedFrame& f) {
             if (!f.meta) {
                 ++lane.counters.no_metadata;
                 return;
@@ -823,6 +826,14 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                                   [&](std::span<const uint8_t> fr, std::span<const uint32_t> s,
                                       bool late) { deliver(lane, fr, s, late); });
         };
+        auto onFrame = [&](const kernel::CopiedFrame& f) {
+            ++lane.counters.received;
+            handle(f);
+        };
+        auto park = [&](const kernel::CopiedFrame& f) {
+            ++lane.counters.received;
+            lane.parked.park(f.frame, f.meta);
+        };
         // After a read that drained every ring (less than a batch from each),
         // the thread pauses for copy_coalesce_us instead of sleeping in poll()
         // until the next copy: the copies of that time are read, encapsulated
@@ -830,22 +841,43 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         // (a wakeup costs more than the copy). It waits in poll() only when a
         // read found nothing.
         const auto coalesce = std::chrono::microseconds(cfg.dataplane.copy_coalesce_us);
+        // While parking (or with copy_coalesce_us 0 and the lock busy): not a spin.
+        constexpr auto kMinPause = std::chrono::microseconds(50);
         const uint32_t batch = cfg.dataplane.receive_batch;
         enum class Next { Read, Pause, Wait } next = Next::Wait;
         while (!stop) {
             if (next == Next::Wait)
                 ::poll(fds.data(), fds.size(), 100);
             else if (next == Next::Pause)
-                std::this_thread::sleep_for(coalesce);
+                std::this_thread::sleep_for(std::max(coalesce, kMinPause));
             size_t got = 0;
             bool full = false;
             std::lock_guard lane_guard(lane.mutex);
             {
-                std::lock_guard g(lock);
+                std::unique_lock g(lock, std::try_to_lock);
+                if (!g.owns_lock()) {
+                    // Another thread holds the lock: keep the rings draining
+                    // into the parked copies, and come back for the lock soon.
+                    for (auto* r : receivers) {
+                        if (lane.parked.full()) break;
+                        const size_t n = r->receive(park);
+                        full |= n >= batch;
+                    }
+                    next = full && !lane.parked.full() ? Next::Read : Next::Pause;
+                    continue;
+                }
                 // One clock reading per batch: the rate limit and the fragment
                 // window need no finer grain than a batch takes.
                 lane.now = std::chrono::steady_clock::now();
                 lane.boot_ns = bootNs();
+                chargeLateDrops(lane);  // the last flush's, if the lock was busy then
+                if (!lane.parked.empty()) {
+                    lane.parked.drain(
+                        [&](std::span<const uint8_t> frame, const xtap_copy_meta* meta) {
+                            handle(kernel::CopiedFrame{frame, meta});
+                        });
+                    ++got;  // read at once what came meanwhile
+                }
                 // One batch per socket, then send: the lock is held for
                 // encapsulation, and for a sendmmsg only when a batch fills
                 // the sender (fan-out to many Cdests).
@@ -857,12 +889,30 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 lane.reorderer.expire(lane.boot_ns);
             }
             lane.sender->flush();
-            std::lock_guard g(lock);
-            chargeLateDrops(lane);
+            {
+                // The sender's drops are charged to their criteria under
+                // `lock`: now if it is free, else first thing next batch. The
+                // copy thread never waits for the lock.
+                std::unique_lock g(lock, std::try_to_lock);
+                if (g.owns_lock()) chargeLateDrops(lane);
+            }
             if (got == 0)
                 next = Next::Wait;
             else
                 next = full || coalesce.count() == 0 ? Next::Read : Next::Pause;
+        }
+        // Stopping: what is parked still goes out.
+        std::lock_guard lane_guard(lane.mutex);
+        if (!lane.parked.empty()) {
+            {
+                std::lock_guard g(lock);
+                lane.parked.drain([&](std::span<const uint8_t> frame, const xtap_copy_meta* meta) {
+                    handle(kernel::CopiedFrame{frame, meta});
+                });
+            }
+            lane.sender->flush();
+            std::lock_guard g(lock);
+            chargeLateDrops(lane);
         }
     }
 
