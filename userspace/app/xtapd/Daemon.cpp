@@ -843,6 +843,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const auto coalesce = std::chrono::microseconds(cfg.dataplane.copy_coalesce_us);
         // While parking (or with copy_coalesce_us 0 and the lock busy): not a spin.
         constexpr auto kMinPause = std::chrono::microseconds(50);
+        const size_t kParkedSlice = 4 * size_t{cfg.dataplane.receive_batch};
         const uint32_t batch = cfg.dataplane.receive_batch;
         enum class Next { Read, Pause, Wait } next = Next::Wait;
         while (!stop) {
@@ -858,12 +859,10 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 if (!g.owns_lock()) {
                     // Another thread holds the lock: keep the rings draining
                     // into the parked copies, and come back for the lock soon.
-                    for (auto* r : receivers) {
-                        if (lane.parked.full()) break;
-                        const size_t n = r->receive(park);
-                        full |= n >= batch;
-                    }
-                    next = full && !lane.parked.full() ? Next::Read : Next::Pause;
+                    for (auto* r : receivers)
+                        while (!lane.parked.full() && r->receive(park) >= batch) {
+                        }
+                    next = Next::Pause;
                     continue;
                 }
                 // One clock reading per batch: the rate limit and the fragment
@@ -872,19 +871,27 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 lane.boot_ns = bootNs();
                 chargeLateDrops(lane);  // the last flush's, if the lock was busy then
                 if (!lane.parked.empty()) {
-                    lane.parked.drain(
-                        [&](std::span<const uint8_t> frame, const xtap_copy_meta* meta) {
-                            handle(kernel::CopiedFrame{frame, meta});
-                        });
-                    ++got;  // read at once what came meanwhile
-                }
-                // One batch per socket, then send: the lock is held for
-                // encapsulation, and for a sendmmsg only when a batch fills
-                // the sender (fan-out to many Cdests).
-                for (auto* r : receivers) {
-                    const size_t n = r->receive(onFrame);
-                    got += n;
-                    full |= n >= batch;
+                    // Copies go on in arrival order: while some are parked,
+                    // what the rings bring goes behind them, and they are
+                    // handed on a slice at a time with the rings read between
+                    // slices (22,912 handed on at once took 0.33 s).
+                    for (auto* r : receivers)
+                        while (!lane.parked.full() && r->receive(park) >= batch) {
+                        }
+                    got += lane.parked.drain(kParkedSlice, [&](std::span<const uint8_t> frame,
+                                                               const xtap_copy_meta* meta) {
+                        handle(kernel::CopiedFrame{frame, meta});
+                    });
+                    full = !lane.parked.empty();
+                } else {
+                    // One batch per socket, then send: the lock is held for
+                    // encapsulation, and for a sendmmsg only when a batch
+                    // fills the sender (fan-out to many Cdests).
+                    for (auto* r : receivers) {
+                        const size_t n = r->receive(onFrame);
+                        got += n;
+                        full |= n >= batch;
+                    }
                 }
                 lane.reorderer.expire(lane.boot_ns);
             }
