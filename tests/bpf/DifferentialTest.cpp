@@ -377,31 +377,24 @@ TEST_CASE("classifier and reference matcher agree on random criteria and packets
         total_packets += kPacketsPerRound;
 
         // Per-criterion counters agree with the reference's tally, read slot by
-        // slot and from one batched snapshot of every slot (the tick's way).
-        for (const auto& [slot, pb] : expected) {
-            if (tainted.count(slot)) continue;
-            const auto c = rig.maps().readCounters(slot);
-            REQUIRE(c.packets == pb.first);
-            REQUIRE(c.bytes == pb.second);
-        }
+        // slot, from one batched snapshot of every slot, and from a table read
+        // without the controller's lock and installed under it (the tick's way).
+        auto countersAgree = [&] {
+            for (const auto& [slot, pb] : expected) {
+                if (tainted.count(slot)) continue;
+                const auto c = rig.maps().readCounters(slot);
+                REQUIRE(c.packets == pb.first);
+                REQUIRE(c.bytes == pb.second);
+            }
+        };
+        countersAgree();
         REQUIRE(rig.maps().takeCounterSnapshot());
-        for (const auto& [slot, pb] : expected) {
-            if (tainted.count(slot)) continue;
-            const auto c = rig.maps().readCounters(slot);
-            REQUIRE(c.packets == pb.first);
-            REQUIRE(c.bytes == pb.second);
-        }
+        countersAgree();
         rig.maps().dropCounterSnapshot();
-        // The tick's way: read without the controller's lock, installed under it.
         auto table = rig.maps().readCounterTable();
         REQUIRE(table);
         REQUIRE(rig.maps().installCounterSnapshot(std::move(*table)));
-        for (const auto& [slot, pb] : expected) {
-            if (tainted.count(slot)) continue;
-            const auto c = rig.maps().readCounters(slot);
-            REQUIRE(c.packets == pb.first);
-            REQUIRE(c.bytes == pb.second);
-        }
+        countersAgree();
         rig.maps().dropCounterSnapshot();
         // A table read before a slot's counters were zeroed (a slot published
         // afresh) is refused: it would give the new criterion the old one's
