@@ -231,9 +231,12 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
 }
 
 void BpfMaps::zeroCounters(uint32_t slot) {
-    zeroed_epoch_.fetch_add(1, std::memory_order_acq_rel);  // before: a read under way is stale
+    // Before and after the write: a table whose read began before the write
+    // ended (it may hold the slot's old counts) carries an older epoch.
+    zeroed_epoch_.fetch_add(1, std::memory_order_acq_rel);
     std::vector<xtap_slot_stats> zero(static_cast<size_t>(ncpus_));
     bpf_map_update_elem(slot_stats_fd_, &slot, zero.data(), BPF_ANY);
+    zeroed_epoch_.fetch_add(1, std::memory_order_acq_rel);
     if (snapshot_valid_ && slot < snapshot_.size()) snapshot_[slot] = SlotCounters{};
     if (slot < slot_capacity_) {
         store(released_[slot].packets, uint64_t{0});

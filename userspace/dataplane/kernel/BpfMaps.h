@@ -5,8 +5,8 @@
 #pragma once
 
 #include <array>
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -96,7 +96,7 @@ class BpfMaps final : public MapWriter {
     uint32_t slot_capacity_;
     std::vector<SlotCounters> snapshot_;  // per slot, without the released counts
     bool snapshot_valid_ = false;
-    std::atomic<uint64_t> zeroed_epoch_{0};  // zeroCounters() calls so far
+    std::atomic<uint64_t> zeroed_epoch_{0};  // moved on twice by each zeroCounters()
     int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_,
         excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
