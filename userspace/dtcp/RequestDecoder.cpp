@@ -112,7 +112,8 @@ Checked<Passed> checkNoRadiusTriggers(const Message& m) {
     for (const Field& f : m.fields) {
         if (nameIn(f.name, kRadiusTriggers)) {
             return fail(ParamError{StatusCode::NotImplemented, f.name, f.value,
-                                   "radius-flow-tap triggers are not implemented"});
+                                   "radius-flow-tap triggers are refused (dtcp.md §6: ignored, one "
+                                   "would widen the criterion)"});
         }
     }
     return Passed{};
@@ -254,8 +255,9 @@ Checked<Selection> parseRequiredSelection(const Message& m) {
 Checked<Passed> checkAddImplemented(const Message& m) {
     if (const Field* f = m.find(field::kFilterFamily)) {
         if (iequals(f->value, "ccc")) {
-            return fail(errorAbout(StatusCode::NotImplemented, m, field::kFilterFamily,
-                                   "ccc criteria are not implemented"));
+            return fail(errorAbout(
+                StatusCode::NotImplemented, m, field::kFilterFamily,
+                "ccc criteria are refused (dtcp.md §6: xtap copies IPv4 and IPv6 only)"));
         }
         return fail(
             errorAbout(StatusCode::BadRequest, m, field::kFilterFamily, "unknown filter family"));
@@ -746,7 +748,8 @@ DecodeOutcome decodeRequest(std::string_view message_bytes, std::string_view ssh
     const auto method = methodFrom(line->method);
     if (!method) {
         error.code = StatusCode::NotImplemented;
-        error.detail = "method " + quoted(line->method) + " is not implemented";
+        error.detail =
+            "method " + quoted(line->method) + " is not a DTCP method xtap serves (dtcp.md §5)";
         return error;
     }
     auto request = decodeMethod(m, *method, line->method, policy);

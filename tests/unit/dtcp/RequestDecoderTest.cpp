@@ -175,7 +175,7 @@ TEST_CASE("the Juniper DELETE decodes into a single-ID selection with Static") {
     CHECK_FALSE(ids->contains(8));
 }
 
-TEST_CASE("Juniper's radius-flow-tap DISABLE is authentic but not implemented") {
+TEST_CASE("Juniper's radius-flow-tap DISABLE is authentic, and answered 501 as dtcp.md decides") {
     SeqWindow window;
     const auto outcome = decode(withAuthentication(kJuniperDisableLines, kJuniperDisableHmac),
                                 window, {}, "ft-user");
