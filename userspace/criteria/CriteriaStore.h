@@ -344,7 +344,8 @@ class CriteriaStore {
     static constexpr uint64_t kBandwidthWindowNs = 10'000'000'000;
     // One tick of the bandwidth window (about once a second): every
     // criterion's matched bytes, keeping one sample at least a window old and
-    // everything newer.
+    // everything newer. xtapd's tick does this inside tick(); alone, it is
+    // the reference the tests hold tick() to.
     void sampleBandwidth(uint64_t now_ns);
     // The tick's pass: observe(), the lifetime check and sampleBandwidth() in
     // one walk over the criteria, each counter read once (three walks of

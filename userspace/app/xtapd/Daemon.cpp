@@ -834,6 +834,16 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             ++lane.counters.received;
             lane.parked.park(f.frame, f.meta);
         };
+        const uint32_t batch = cfg.dataplane.receive_batch;
+        // Everything the rings hold goes behind the parked copies (up to the bound).
+        auto parkRings = [&] {
+            for (auto* r : receivers)
+                while (!lane.parked.full() && r->receive(park) >= batch) {
+                }
+        };
+        auto handOn = [&](std::span<const uint8_t> frame, const xtap_copy_meta* meta) {
+            handle(kernel::CopiedFrame{frame, meta});
+        };
         // After a read that drained every ring (less than a batch from each),
         // the thread pauses for copy_coalesce_us instead of sleeping in poll()
         // until the next copy: the copies of that time are read, encapsulated
@@ -843,8 +853,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         const auto coalesce = std::chrono::microseconds(cfg.dataplane.copy_coalesce_us);
         // While parking (or with copy_coalesce_us 0 and the lock busy): not a spin.
         constexpr auto kMinPause = std::chrono::microseconds(50);
-        const size_t kParkedSlice = 4 * size_t{cfg.dataplane.receive_batch};
-        const uint32_t batch = cfg.dataplane.receive_batch;
+        const size_t kParkedSlice = 4 * size_t{batch};
         enum class Next { Read, Pause, Wait } next = Next::Wait;
         while (!stop) {
             if (next == Next::Wait)
@@ -859,9 +868,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 if (!g.owns_lock()) {
                     // Another thread holds the lock: keep the rings draining
                     // into the parked copies, and come back for the lock soon.
-                    for (auto* r : receivers)
-                        while (!lane.parked.full() && r->receive(park) >= batch) {
-                        }
+                    parkRings();
                     next = Next::Pause;
                     continue;
                 }
@@ -875,13 +882,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     // what the rings bring goes behind them, and they are
                     // handed on a slice at a time with the rings read between
                     // slices (22,912 handed on at once took 0.33 s).
-                    for (auto* r : receivers)
-                        while (!lane.parked.full() && r->receive(park) >= batch) {
-                        }
-                    got += lane.parked.drain(kParkedSlice, [&](std::span<const uint8_t> frame,
-                                                               const xtap_copy_meta* meta) {
-                        handle(kernel::CopiedFrame{frame, meta});
-                    });
+                    parkRings();
+                    got += lane.parked.drain(kParkedSlice, handOn);
                     full = !lane.parked.empty();
                 } else {
                     // One batch per socket, then send: the lock is held for
@@ -896,7 +898,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 lane.reorderer.expire(lane.boot_ns);
             }
             lane.sender->flush();
-            {
+            if (!lane.late_drops.empty()) {
                 // The sender's drops are charged to their criteria under
                 // `lock`: now if it is free, else first thing next batch. The
                 // copy thread never waits for the lock.
@@ -913,9 +915,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         if (!lane.parked.empty()) {
             {
                 std::lock_guard g(lock);
-                lane.parked.drain([&](std::span<const uint8_t> frame, const xtap_copy_meta* meta) {
-                    handle(kernel::CopiedFrame{frame, meta});
-                });
+                lane.parked.drain(handOn);
             }
             lane.sender->flush();
             std::lock_guard g(lock);
