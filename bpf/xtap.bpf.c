@@ -85,9 +85,48 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
     return 1;
 }
 
+/*
+ * The copy gate (struct xtap_copy_gate): 1 when a copy may be made now. The
+ * budget is GCRA: each copy moves tat_ns on by interval_ns, and a copy is
+ * refused while tat_ns is more than burst_ns ahead of the clock. CPUs race on
+ * tat_ns: the add is atomic, the restart after an idle spell is not (a
+ * race there admits a copy or two more, never fewer).
+ */
+static __always_inline int copy_gate_admits(void)
+{
+    __u32 zero = 0;
+    struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
+    if (!g)
+        return 1;
+    __u64 live_until = READ_ONCE(g->live_until_ns);
+    __u64 interval = READ_ONCE(g->interval_ns);
+    if (!live_until && !interval)
+        return 1;
+    __u64 now = bpf_ktime_get_boot_ns();
+    if (live_until && now >= live_until) {
+        stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
+        return 0;
+    }
+    if (!interval)
+        return 1;
+    __u64 tat = READ_ONCE(g->tat_ns);
+    if (tat < now) {
+        WRITE_ONCE(g->tat_ns, now + interval);
+        return 1;
+    }
+    if (tat - now > READ_ONCE(g->burst_ns)) {
+        stat_inc(XTAP_STAT_GATE_BUDGET);
+        return 0;
+    }
+    __sync_fetch_and_add(&g->tat_ns, interval);
+    return 1;
+}
+
 /* Clone a selected skb to its interface's capture veth; the original goes on. */
 static __always_inline void clone_to_capture(struct __sk_buff *skb, __u32 ifindex)
 {
+    if (!copy_gate_admits())
+        return;
     struct xtap_transit_if *t = bpf_map_lookup_elem(&transit_ifs, &ifindex);
     if (!t) {
         stat_inc(XTAP_STAT_CLONE_FAILED);

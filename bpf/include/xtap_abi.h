@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define XTAP_ABI_VERSION 2
+#define XTAP_ABI_VERSION 3
 
 /* Limits. The map capacities are defaults: the loader resizes maps before load. */
 #define XTAP_MAX_MASKS 256         /* distinct tuple-space masks (mask_id is a u8) */
@@ -152,6 +152,25 @@ struct xtap_control {
     __u32 egress;            /* a published mask compares oifindex: do the FIB lookup */
 };
 XTAP_ASSERT_SIZE(struct xtap_control, 48);
+
+/*
+ * The copy gate (map `copy_gate`, one row), checked by tc before each clone.
+ * A copy costs the router a clone, a veth hop and two copies into AF_XDP
+ * whether or not anyone reads it: none is made once the copy threads stopped
+ * consuming (a hung or killed controller), nor beyond the copy budget the
+ * operator set (copies per second, GCRA). Userspace writes the first three
+ * fields with single stores; tc moves tat_ns (userspace zeroes it with a new
+ * budget), on a cache line of its own because every admitted copy moves it.
+ */
+struct xtap_copy_gate {
+    __u64 live_until_ns; /* CLOCK_BOOTTIME: no clone from then on; 0: no deadline */
+    __u64 interval_ns;   /* budget: ns of budget one copy takes (1e9 / copies/s); 0: none */
+    __u64 burst_ns;      /* how far the budget may run ahead of the clock (the burst) */
+    __u64 pad0[5];
+    __u64 tat_ns; /* when the budget is next free ("theoretical arrival time") */
+    __u64 pad1[7];
+};
+XTAP_ASSERT_SIZE(struct xtap_copy_gate, 128);
 
 /*
  * Prefilter, stage zero: a one-bit-per-anchor bitmap (`anchor_bits`, an array
@@ -307,6 +326,8 @@ enum xtap_stat {
     XTAP_STAT_TRUNCATED,           /* more than XTAP_MAX_MATCHES criteria matched */
     XTAP_STAT_FRAG_PENDING,        /* later fragments copied before their first (held in userspace) */
     XTAP_STAT_CAPTURE_NO_SOCKET,   /* copy dropped: no AF_XDP socket (controller not running) */
+    XTAP_STAT_GATE_NO_CONSUMER,    /* not cloned: the copy threads stopped refreshing the gate */
+    XTAP_STAT_GATE_BUDGET,         /* not cloned: over the copy budget */
     XTAP_STAT_MAX
 };
 

@@ -17,6 +17,16 @@ struct {
     __type(value, struct xtap_control);
 } control SEC(".maps");
 
+/* The copy gate (struct xtap_copy_gate); mmapable like `control`, but apart
+ * from it: tc writes it on every copy, and `control` is read on every packet. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct xtap_copy_gate);
+} copy_gate SEC(".maps");
+
 /* Tuple-space masks; rows [0, control.mask_count) are scanned. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -174,9 +174,10 @@ grep -q "refused a peer with uid 65534" "$WORK/xtapd.log" || fail "the refusal i
 
 note "a flood: every cloned copy is received or lost at a named stage"
 # flowgen sends as fast as it can for 1 s: more than the copy path takes,
-# so copies are lost on the way. Once settled: matched = excluded + cloned +
-# clone_failed (veth ring full is one reason), cloned = received + no socket
-# + AF_XDP drops.
+# so copies are lost on the way. Once settled: matched = excluded + gated
+# (the copy gate: a copy thread starved for dataplane.consumer_timeout_ms) +
+# cloned + clone_failed (veth ring full is one reason), cloned = received +
+# no socket + AF_XDP drops.
 R1_MAC=$(in_ns "$RTR" cat /sys/class/net/r1/address)
 in_ns "$NET" timeout 30 "$FLOWGEN" -i i0 --dst-mac "$R1_MAC" --src 198.18.2.2 --dst $TARGET \
     --dport 9999 --size 64 --duration 1 >"$WORK/flood.json" || fail "flowgen failed"
@@ -189,14 +190,15 @@ for _ in $(seq 1 20); do  # settled: received stops moving
     PREV=$NOW
     sleep 0.5
 done
-echo "$S" | jq_ '{k: d["counters"][k] for k in ("matched", "cloned", "clone_failed", "capture_veth_dropped",
+echo "$S" | jq_ '{k: d["counters"][k] for k in ("matched", "gate_no_consumer", "gate_budget", "cloned", "clone_failed", "capture_veth_dropped",
     "capture_no_socket", "xsk", "received", "capture_lost", "capture_unaccounted")}'
 [[ $(C matched) -gt $N ]] || fail "the flood matched nothing"
 TOLERANCE=$(( $(C matched) / 1000 + 16 ))  # 0.1%: counters read between two stages' updates
 within() { local gap=$1; [[ ${gap#-} -le $TOLERANCE ]]; }
 # Selected = cloned + failed clones; the veth's full ring is one reason a clone fails.
-GAP=$(( $(C matched) - $(C excluded) - $(C cloned) - $(C clone_failed) ))
-within $GAP || fail "matched $(C matched) != excluded + cloned + clone_failed (gap $GAP)"
+GAP=$(( $(C matched) - $(C excluded) - $(C gate_no_consumer) - $(C gate_budget) - $(C cloned) - $(C clone_failed) ))
+within $GAP || fail "matched $(C matched) != excluded + gated + cloned + clone_failed (gap $GAP)"
+[[ $(C gate_budget) -eq 0 ]] || fail "copies over a budget that is not set: $(C gate_budget)"
 [[ $(C capture_veth_dropped) -le $(C clone_failed) ]] ||
     fail "capture_veth_dropped $(C capture_veth_dropped) > clone_failed $(C clone_failed)"
 LOST=$(echo "$S" | jq_ 'd["counters"]["capture_no_socket"] + d["counters"]["xsk"]["rx_dropped"] + d["counters"]["xsk"]["rx_ring_full"]')

@@ -363,6 +363,9 @@ Config parse(const json& doc) {
         o.read("receive_batch", c.dataplane.receive_batch);
         o.read("copy_threads", c.dataplane.copy_threads);
         o.read("copy_coalesce_us", c.dataplane.copy_coalesce_us);
+        o.read("consumer_timeout_ms", c.dataplane.consumer_timeout_ms);
+        o.read("copy_budget_pps", c.dataplane.copy_budget_pps);
+        o.read("copy_budget_burst", c.dataplane.copy_budget_burst);
         if (o.has("transit_hook")) {
             const auto h = Object::value<std::string>(o.raw("transit_hook"), o.at("transit_hook"));
             if (h == "auto")
@@ -390,6 +393,19 @@ Config parse(const json& doc) {
         if (c.dataplane.copy_coalesce_us > kMaxCopyCoalesceUs)
             throw Invalid{o.at("copy_coalesce_us"),
                           "must be from 0 to " + std::to_string(kMaxCopyCoalesceUs)};
+        const uint32_t timeout = c.dataplane.consumer_timeout_ms;
+        if (timeout != 0 && (timeout < kMinConsumerTimeoutMs || timeout > kMaxConsumerTimeoutMs)) {
+            const std::string range = std::to_string(kMinConsumerTimeoutMs) + " to " +
+                                      std::to_string(kMaxConsumerTimeoutMs);
+            throw Invalid{o.at("consumer_timeout_ms"), "must be 0 (no deadline) or from " + range};
+        }
+        if (c.dataplane.copy_budget_pps > kMaxCopyBudgetPps)
+            throw Invalid{o.at("copy_budget_pps"),
+                          "must be from 0 (no budget) to " + std::to_string(kMaxCopyBudgetPps)};
+        if (c.dataplane.copy_budget_burst < 1 ||
+            c.dataplane.copy_budget_burst > kMaxCopyBudgetBurst)
+            throw Invalid{o.at("copy_budget_burst"),
+                          "must be from 1 to " + std::to_string(kMaxCopyBudgetBurst)};
     }
     root.read("state_dir", c.state_dir);
     root.read("audit_log", c.audit_log);

@@ -94,6 +94,12 @@ struct Delivery {
 inline constexpr uint32_t kMaxCopyThreads = 16;
 // A longer pause needs a ring that holds a pause's worth of copies (xsk_ring).
 inline constexpr uint32_t kMaxCopyCoalesceUs = 1000;
+// A copy thread wakes at least every 100 ms (its poll timeout): a deadline
+// shorter than a few of those would shed copies of a thread that is alive.
+inline constexpr uint32_t kMinConsumerTimeoutMs = 250;
+inline constexpr uint32_t kMaxConsumerTimeoutMs = 60000;
+inline constexpr uint64_t kMaxCopyBudgetPps = 1'000'000'000;
+inline constexpr uint32_t kMaxCopyBudgetBurst = 1'000'000;
 
 // Where transit packets are classified: XDP (marks, tc clones) or tc
 // ingress alone, for kernels whose XDP programs cannot write metadata; auto:
@@ -116,6 +122,15 @@ struct DataplaneSettings {
     // Pause of a copy thread after a read that drained its rings, so that it
     // reads the copies of that time as one batch instead of waking per copy.
     uint32_t copy_coalesce_us = 200;
+    // The copy gate (bpf/include/xtap_abi.h): tc makes no copy once the copy
+    // threads have not shown life for this long (a hung or killed xtapd), so
+    // transit does not pay for copies nobody reads. 0 = no deadline.
+    uint32_t consumer_timeout_ms = 1000;
+    // At most this many copies a second leave tc, in bursts of at most
+    // copy_budget_burst: the copy path cannot take the router's forwarding
+    // CPU beyond what the operator gives it. 0 = no budget.
+    uint64_t copy_budget_pps = 0;
+    uint32_t copy_budget_burst = 1024;
 };
 
 struct Config {

@@ -63,6 +63,10 @@ std::string formatMetrics(const Status& s) {
               st.matched);
     e.counter("xtap_excluded_packets_total",
               "Selected packets of the appliance's own traffic, not copied.", st.excluded);
+    e.family("xtap_copies_gated_total", "counter",
+             "Selected packets the copy gate kept from being cloned.");
+    e.sample("reason", "no_consumer", st.gate_no_consumer);
+    e.sample("reason", "budget", st.gate_budget);
     e.counter("xtap_cloned_packets_total", "Selected packets cloned to a capture veth.", st.cloned);
     e.counter("xtap_clone_failed_total", "Selected packets tc could not clone.", st.clone_failed);
     e.counter("xtap_capture_veth_dropped_total",

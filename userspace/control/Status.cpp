@@ -93,6 +93,8 @@ json toJson(const Status& s) {
     const StageCounters& st = s.stages;
     json counters = {{"matched", st.matched},
                      {"excluded", st.excluded},
+                     {"gate_no_consumer", st.gate_no_consumer},
+                     {"gate_budget", st.gate_budget},
                      {"cloned", st.cloned},
                      {"clone_failed", st.clone_failed},
                      {"capture_veth_dropped", st.capture_veth_dropped},
@@ -146,6 +148,9 @@ std::variant<Status, std::string> statusFromJson(const json& j) {
         StageCounters& st = s.stages;
         st.matched = c.at("matched").get<uint64_t>();
         st.excluded = c.at("excluded").get<uint64_t>();
+        // gate_*: absent from an older xtapd's document.
+        st.gate_no_consumer = c.value("gate_no_consumer", uint64_t(0));
+        st.gate_budget = c.value("gate_budget", uint64_t(0));
         st.cloned = c.at("cloned").get<uint64_t>();
         st.clone_failed = c.at("clone_failed").get<uint64_t>();
         st.capture_veth_dropped = c.value("capture_veth_dropped", uint64_t(0));
@@ -243,6 +248,9 @@ std::string renderTable(const Status& s) {
     rows = {
         {"matched", std::to_string(st.matched), "packets selected by a criterion (XDP)"},
         {"excluded", std::to_string(st.excluded), "the appliance's own traffic, not copied"},
+        {"not cloned", std::to_string(st.gated()),
+         fmt::format("copy gate: no live copy thread {}, over the copy budget {}",
+                     st.gate_no_consumer, st.gate_budget)},
         {"cloned", std::to_string(st.cloned),
          fmt::format("to the capture veth ({} failed)", st.clone_failed)},
         {"veth drops", std::to_string(st.capture_veth_dropped),

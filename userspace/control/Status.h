@@ -34,7 +34,12 @@ struct StageCounters {
     // Data plane (BPF stats, summed over CPUs).
     uint64_t matched = 0;   // packets at least one criterion selected
     uint64_t excluded = 0;  // selected but the appliance's own traffic
-    uint64_t cloned = 0;    // cloned to a capture veth by tc
+    // Selected but not cloned: the copy gate (xtap_abi.h) was closed because
+    // no copy thread had shown life within dataplane.consumer_timeout_ms, or
+    // the copy was over dataplane.copy_budget_pps.
+    uint64_t gate_no_consumer = 0;
+    uint64_t gate_budget = 0;
+    uint64_t cloned = 0;  // cloned to a capture veth by tc
     uint64_t clone_failed = 0;
     // Of clone_failed: the capture veth's 256-entry ring was full (capA
     // tx_dropped; veth_xmit's drop fails bpf_clone_redirect).
@@ -59,6 +64,7 @@ struct StageCounters {
     uint64_t gso_fallbacks = 0;
 
     uint64_t dropped() const { return delivery.droppedTotal(); }
+    uint64_t gated() const { return gate_no_consumer + gate_budget; }
     // Copies lost between cloned and received, by a named stage. Invalid
     // fill descriptors are skipped, not a lost packet, so they are not here.
     uint64_t captureLost() const { return capture_no_socket + xsk.rx_dropped + xsk.rx_ring_full; }

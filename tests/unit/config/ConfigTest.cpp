@@ -51,6 +51,20 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.dataplane.copy_threads == 1);
     CHECK(c.dataplane.copy_coalesce_us == 200);
     CHECK(c.dataplane.transit_hook == TransitHook::Auto);
+    CHECK(c.dataplane.consumer_timeout_ms == 1000);
+    CHECK(c.dataplane.copy_budget_pps == 0);
+    CHECK(c.dataplane.copy_budget_burst == 1024);
+}
+
+TEST_CASE("dataplane: the copy gate's deadline and budget; 0 turns each off") {
+    const auto c = std::get<Config>(parseConfig(
+        R"({"dataplane":{"consumer_timeout_ms":0,"copy_budget_pps":250000,"copy_budget_burst":1}})",
+        "f"));
+    CHECK(c.dataplane.consumer_timeout_ms == 0);
+    CHECK(c.dataplane.copy_budget_pps == 250000);
+    CHECK(c.dataplane.copy_budget_burst == 1);
+    CHECK(std::get<Config>(parseConfig(R"({"dataplane":{"consumer_timeout_ms":250}})", "f"))
+              .dataplane.consumer_timeout_ms == 250);
 }
 
 TEST_CASE("dataplane.copy_coalesce_us: 0 turns the pause off, 1000 is the longest") {
@@ -125,6 +139,13 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
         {R"({"dataplane":{"copy_threads":17}})", "/dataplane/copy_threads", "1 to 16"},
         {R"({"dataplane":{"copy_coalesce_us":1001}})", "/dataplane/copy_coalesce_us", "0 to 1000"},
         {R"({"dataplane":{"copy_coalesce_us":-1}})", "/dataplane/copy_coalesce_us", ""},
+        {R"({"dataplane":{"consumer_timeout_ms":100}})", "/dataplane/consumer_timeout_ms",
+         "0 (no deadline) or from 250 to 60000"},
+        {R"({"dataplane":{"consumer_timeout_ms":60001}})", "/dataplane/consumer_timeout_ms",
+         "250 to 60000"},
+        {R"({"dataplane":{"copy_budget_pps":-5}})", "/dataplane/copy_budget_pps", ""},
+        {R"({"dataplane":{"copy_budget_burst":0}})", "/dataplane/copy_budget_burst",
+         "1 to 1000000"},
         {R"({"dataplane":{"transit_hook":"XDP"}})", "/dataplane/transit_hook", "auto, xdp or tc"},
         {R"({"dataplane":{"transit_hook":1}})", "/dataplane/transit_hook", ""},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},

@@ -18,7 +18,9 @@ Status sample() {
     s.tunnels = {{"md", "up", 2, 1, 3}, {"backup \"b\"", "waiting", 0, 0, 7}};
     s.clients = {{"md1", 2, 1}, {"md2", 1, 1}};
     StageCounters& st = s.stages;
-    st.matched = 100;
+    st.matched = 117;
+    st.gate_no_consumer = 12;
+    st.gate_budget = 5;
     st.xsk = {1, 2, 3, 4};
     st.capture_veth_dropped = 7;
     st.cloned = 100;
@@ -51,7 +53,9 @@ TEST_CASE("status: JSON round trip keeps every field") {
 
 TEST_CASE("status: JSON names the counters scripts read") {
     const auto j = toJson(sample());
-    CHECK(j["counters"]["matched"] == 100);
+    CHECK(j["counters"]["matched"] == 117);
+    CHECK(j["counters"]["gate_no_consumer"] == 12);
+    CHECK(j["counters"]["gate_budget"] == 5);
     CHECK(j["counters"]["received"] == 100);
     CHECK(j["counters"]["sent"] == 110);
     CHECK(j["counters"]["dropped"] == 10);
@@ -95,14 +99,16 @@ TEST_CASE("status: a document without the veth counter (older xtapd) still reads
     CHECK(std::get<Status>(back).interfaces[0].capture_veth_dropped == 0);
 }
 
-TEST_CASE("status: a document without the GSO counters (older xtapd) still reads") {
+TEST_CASE("status: a document without the GSO or gate counters (older xtapd) still reads") {
     auto j = toJson(sample());
-    j["counters"].erase("sent_in_gso");
-    j["counters"].erase("gso_fallbacks");
+    for (const char* key : {"sent_in_gso", "gso_fallbacks", "gate_no_consumer", "gate_budget"})
+        j["counters"].erase(key);
     auto back = statusFromJson(j);
     REQUIRE(std::holds_alternative<Status>(back));
-    CHECK(std::get<Status>(back).stages.sent_in_gso == 0);
-    CHECK(std::get<Status>(back).stages.gso_fallbacks == 0);
+    const StageCounters& st = std::get<Status>(back).stages;
+    CHECK(st.sent_in_gso == 0);
+    CHECK(st.gso_fallbacks == 0);
+    CHECK(st.gated() == 0);
 }
 
 TEST_CASE("status: a broken document is refused, not half read") {
@@ -128,7 +134,8 @@ TEST_CASE("status: the table shows each section") {
          {"Interfaces", "r0", "ge-0/0/0.0", "native", "xtcap5b", "Tunnels", "waiting", "Clients",
           "md1", "Copy path", "matched", "tunnel_down 2, send_error 8", "Content destinations",
           "cd1 (md1), lab (md2)", "veth drops", "96 of them in UDP GSO messages; GSO fallbacks 1",
-          "cloned = received + lost (0 no socket, 3 AF_XDP) -3 in flight"})
+          "cloned = received + lost (0 no socket, 3 AF_XDP) -3 in flight", "not cloned",
+          "no live copy thread 12, over the copy budget 5"})
         CHECK_MESSAGE(t.find(part) != std::string::npos, part);
     CHECK(t.find("note:") == std::string::npos);  // balanced
     Status unbalanced = sample();
@@ -139,7 +146,7 @@ TEST_CASE("status: the table shows each section") {
 
 TEST_CASE("metrics: exposition lines, HELP and TYPE once per family") {
     const std::string m = formatMetrics(sample());
-    CHECK(m.find("# TYPE xtap_matched_packets_total counter\nxtap_matched_packets_total 100\n") !=
+    CHECK(m.find("# TYPE xtap_matched_packets_total counter\nxtap_matched_packets_total 117\n") !=
           std::string::npos);
     CHECK(m.find("# HELP xtap_copies_sent_total ") != std::string::npos);
     CHECK(m.find("xtap_copies_sent_total 110\n") != std::string::npos);
@@ -155,6 +162,8 @@ TEST_CASE("metrics: exposition lines, HELP and TYPE once per family") {
     CHECK(m.find("xtap_criteria 3\n") != std::string::npos);
     CHECK(m.find("xtap_copies_sent_in_gso_total 96\n") != std::string::npos);
     CHECK(m.find("xtap_gso_fallbacks_total 1\n") != std::string::npos);
+    CHECK(m.find("xtap_copies_gated_total{reason=\"no_consumer\"} 12\n") != std::string::npos);
+    CHECK(m.find("xtap_copies_gated_total{reason=\"budget\"} 5\n") != std::string::npos);
     // Each family declared once; every line a comment or "name[{labels}] value".
     size_t types = 0, pos = 0;
     while ((pos = m.find("# TYPE xtap_copies_dropped_total ", pos)) != std::string::npos)

@@ -324,6 +324,10 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
             data_plane = std::make_unique<dataplane::DataPlane>(*maps, opts.capacity);
         }
         bpf_at_start = maps->readStats();
+        // The copy gate: a deadline the copy threads keep moving on (pumpCopies),
+        // from now, and the budget. Both replace what an earlier xtapd left.
+        maps->setCopyDeadline(consumerTimeoutNs() ? bootNs() + consumerTimeoutNs() : 0);
+        maps->setCopyBudget(cfg.dataplane.copy_budget_pps, cfg.dataplane.copy_budget_burst);
         maps->setEnabled(true);
         installExclusions();
         const auto& dp = cfg.dataplane;
@@ -808,8 +812,24 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         lane.queued_criteria.clear();
     }
 
+    uint64_t consumerTimeoutNs() const {
+        return uint64_t{cfg.dataplane.consumer_timeout_ms} * 1'000'000;
+    }
+
     // One copy thread: reads its queue of every capture interface.
     void pumpCopies(CopyLane& lane, const std::atomic<bool>& stop) {
+        // Moves the copy gate's deadline on (xtap_abi.h): while any copy
+        // thread runs its loop, tc keeps cloning. A tenth of the timeout
+        // apart: tc reads that cache line on every copy.
+        const uint64_t timeout_ns = consumerTimeoutNs();
+        uint64_t gate_moved_at = 0;
+        auto showLife = [&] {
+            if (timeout_ns == 0) return;
+            const uint64_t now = bootNs();
+            if (now - gate_moved_at < timeout_ns / 10) return;
+            maps->setCopyDeadline(now + timeout_ns);
+            gate_moved_at = now;
+        };
         auto receivers = copy_path->receivers(lane.queue);
         std::vector<pollfd> fds;
         for (auto* r : receivers) fds.push_back({r->fd(), POLLIN, 0});
@@ -860,6 +880,7 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 ::poll(fds.data(), fds.size(), 100);
             else if (next == Next::Pause)
                 std::this_thread::sleep_for(std::max(coalesce, kMinPause));
+            showLife();
             size_t got = 0;
             bool full = false;
             std::lock_guard lane_guard(lane.mutex);

@@ -66,6 +66,8 @@ control::Status buildStatus(const StatusInputs& in) {
     const auto& b = in.bpf_stats;
     st.matched = b[XTAP_STAT_MATCHED];
     st.excluded = b[XTAP_STAT_EXCLUDED];
+    st.gate_no_consumer = b[XTAP_STAT_GATE_NO_CONSUMER];
+    st.gate_budget = b[XTAP_STAT_GATE_BUDGET];
     st.cloned = b[XTAP_STAT_CLONED];
     st.clone_failed = b[XTAP_STAT_CLONE_FAILED];
     st.capture_no_socket = b[XTAP_STAT_CAPTURE_NO_SOCKET];

@@ -48,12 +48,14 @@ BpfMaps::BpfMaps(const XtapObject& obj)
       stats_fd_(obj.mapFd("stats")),
       frags_fd_(obj.mapFd("frags")),
       control_map_(mapArray(obj, "control")),
+      copy_gate_map_(mapArray(obj, "copy_gate")),
       masks_map_(mapArray(obj, "masks")),
       slots_map_(mapArray(obj, "slots")),
       masksets_map_(mapArray(obj, "masksets")),
       anchor_bits_map_(mapArray(obj, "anchor_bits")),
       released_map_(mapArray(obj, "slot_released")),
       control_(control_map_.as<xtap_control>()),
+      copy_gate_(copy_gate_map_.as<xtap_copy_gate>()),
       masksets_(masksets_map_.as<xtap_maskset>()),
       masks_(masks_map_.as<xtap_mask>()),
       slots_(slots_map_.as<xtap_slot>()),
@@ -343,6 +345,27 @@ void BpfMaps::setEnabled(bool on) {
 
 void BpfMaps::setShedThreshold(uint32_t threshold) {
     store(control_->shed_threshold, threshold);
+}
+
+void BpfMaps::setCopyDeadline(uint64_t boot_ns) {
+    store(copy_gate_->live_until_ns, boot_ns);
+}
+
+void BpfMaps::setCopyBudget(uint64_t copies_per_s, uint64_t burst) {
+    store(copy_gate_->interval_ns, 0);
+    if (copies_per_s == 0) return;
+    const uint64_t interval = std::max<uint64_t>(1, 1'000'000'000ull / copies_per_s);
+    // GCRA admits 1 + burst_ns / interval copies at once. A new budget
+    // starts full: what the old one had used up is forgotten.
+    store(copy_gate_->burst_ns, interval * (std::max<uint64_t>(burst, 1) - 1));
+    store(copy_gate_->tat_ns, 0);
+    store(copy_gate_->interval_ns, interval);
+}
+
+xtap_copy_gate BpfMaps::copyGate() const {
+    xtap_copy_gate g;
+    std::memcpy(&g, copy_gate_, sizeof g);  // a diagnostic snapshot
+    return g;
 }
 
 void BpfMaps::addExclude(const xtap_exclude_key& key) {

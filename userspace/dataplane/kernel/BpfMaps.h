@@ -46,6 +46,13 @@ class BpfMaps final : public MapWriter {
 
     void setEnabled(bool on);
     void setShedThreshold(uint32_t threshold);
+    // The copy gate (xtap_abi.h): no clone from `boot_ns` (CLOCK_BOOTTIME) on
+    // unless it is moved again; 0 takes the deadline away.
+    void setCopyDeadline(uint64_t boot_ns);
+    // At most `copies_per_s` clones a second, `burst` of them at once; 0 =
+    // no budget.
+    void setCopyBudget(uint64_t copies_per_s, uint64_t burst);
+    xtap_copy_gate copyGate() const;
     void addExclude(const xtap_exclude_key& key);
     void clearExcludes();
     void setTransitInterface(uint32_t ifindex, uint32_t capture_ifindex);
@@ -100,9 +107,10 @@ class BpfMaps final : public MapWriter {
     int rules_fd_, slot_stats_fd_, prefix4_fd_, prefix6_fd_, anchors4_fd_, anchors6_fd_,
         excludes_fd_;
     int transit_fd_, capture_fd_, stats_fd_, frags_fd_;
-    MappedRegion control_map_, masks_map_, slots_map_, masksets_map_, anchor_bits_map_,
-        released_map_;
+    MappedRegion control_map_, copy_gate_map_, masks_map_, slots_map_, masksets_map_,
+        anchor_bits_map_, released_map_;
     xtap_control* control_;
+    xtap_copy_gate* copy_gate_;
     xtap_maskset* masksets_;
     xtap_mask* masks_;
     xtap_slot* slots_;

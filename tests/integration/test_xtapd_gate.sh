@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The copy gate (bpf/include/xtap_abi.h, docs/config.md): tc makes no copy
+# nobody will read, and none beyond the operator's copy budget.
+#   tgt (target 198.18.1.2) -- r0 [rtr: xtapd] r1 -- inet
+#                                              r2 -- md (cleartext destination)
+# 1. xtapd held with SIGSTOP: once dataplane.consumer_timeout_ms has passed,
+#    every selected packet is counted as gate_no_consumer and none is cloned;
+#    transit traffic reaches the target all the while; after SIGCONT the copies
+#    flow again, each one delivered.
+# 2. xtapd restarted with dataplane.copy_budget_pps: tc clones at most the
+#    budget (plus its burst), counts the rest as gate_budget, and the MD gets
+#    exactly the copies that were cloned.
+# Every stage adds up: matched = gated + cloned.
+source "$(dirname "$0")/lib.sh"
+require_root
+XTAPD="$BUILD_DIR/xtapd"
+XTAPCTL="$BUILD_DIR/xtapctl"
+FLOWGEN="$BUILD_DIR/flowgen"
+[[ -x "$XTAPD" && -x "$XTAPCTL" && -x "$FLOWGEN" ]] || fail "build first: $XTAPD / $XTAPCTL / $FLOWGEN missing"
+command -v ssh >/dev/null || fail "missing ssh: run scripts/bootstrap"
+
+TARGET=198.18.1.2
+TIMEOUT_MS=250
+
+router_lab
+private_bpffs
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/md_key"
+SOCK="$WORK/run/control.sock"
+config() {  # config EXTRA_DATAPLANE_JSON
+    cat <<J
+{
+  "dtcp": {"listen": ["198.18.20.1:32001"], "host_key": "$WORK/host_key"},
+  "users": {"md1": {"authorized_keys": ["$(cat "$WORK/md_key.pub")"],
+                    "destinations": {"cd1": {"address": "198.18.20.2", "port": 50000,
+                                             "source_address": "198.18.20.1", "source_port": 49153}}}},
+  "interfaces": [{"name": "r1", "xdp_mode": "native"}],
+  "delivery": {"cleartext_destinations": ["198.18.20.0/24"]},
+  "dataplane": {"criteria": 4096, "rules": 65536, "anchors": 65536, "pin_dir": "$WORK/bpffs/xtap",
+                "consumer_timeout_ms": $TIMEOUT_MS $1},
+  "state_dir": "$WORK/state", "audit_log": "$WORK/state/audit.jsonl", "control_socket": "$SOCK"
+}
+J
+}
+config "" >"$WORK/xtap.json"
+config ', "copy_budget_pps": 100, "copy_budget_burst": 10' >"$WORK/xtap-budget.json"
+"$XTAPD" --check-config "$WORK/xtap.json"
+"$XTAPD" --check-config "$WORK/xtap-budget.json"
+
+start_xtapd() {  # start_xtapd CONFIG
+    : >"$WORK/xtapd.log"
+    spawn_in "$RTR" "$XTAPD" --config "$1" >"$WORK/xtapd.log" 2>&1
+    XTAPD_PID=${PIDS[-1]}
+    wait_for 20 grep -q "DTCP over SSH listening" "$WORK/xtapd.log" || { cat "$WORK/xtapd.log"; fail "xtapd did not start"; }
+    wait_for 10 test -S "$SOCK" || fail "no control socket"
+}
+stop_xtapd() {
+    kill -TERM "$XTAPD_PID"
+    wait_for 20 bash -c "! kill -0 $XTAPD_PID 2>/dev/null" || fail "xtapd did not stop"
+}
+status_json() { in_ns "$RTR" "$XTAPCTL" status --socket "$SOCK" --json; }
+jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {'d': d}))" "$1"; }
+C() { echo "$S" | jq_ "d[\"counters\"][\"$1\"]"; }
+target_rx() { in_ns "$TGT" cat /sys/class/net/t0/statistics/rx_packets; }
+R1_MAC=$(in_ns "$RTR" cat /sys/class/net/r1/address)
+send() {  # send PPS SECONDS: the target's flow from inet; prints packets sent
+    in_ns "$NET" timeout 30 "$FLOWGEN" -i i0 --dst-mac "$R1_MAC" --src 198.18.2.2 --dst $TARGET \
+        --dport 9999 --size 128 --threads 1 --pps "$1" --duration "$2" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])'
+}
+receive() {  # xtapctl receive at the MD, in the background, until received()
+    : >"$WORK/receive.err"
+    spawn_in "$MD" "$XTAPCTL" receive --listen 198.18.20.2:50000 --duration 60 --json \
+        >"$WORK/receive.json" 2>"$WORK/receive.err"
+    RECEIVER=${PIDS[-1]}
+    wait_for 20 grep -q "listening" "$WORK/receive.err" || fail "xtapctl receive did not start"
+}
+received() {  # stops the receiver (SIGINT: it prints its summary); prints its count
+    sleep 0.5  # the last copies sent are still on their way
+    kill -INT "$RECEIVER" 2>/dev/null || true
+    wait "$RECEIVER" || true
+    jq_ 'd["copies"]' <"$WORK/receive.json"
+}
+settle() {  # until the copy path's counters stop moving
+    local prev=-1 now
+    for _ in $(seq 1 20); do
+        S=$(status_json)
+        now=$(( $(C received) + $(C cloned) ))
+        [[ $now -eq $prev ]] && return 0
+        prev=$now
+        sleep 0.3
+    done
+}
+
+note "xtapd with dataplane.consumer_timeout_ms $TIMEOUT_MS; tasking the target's UDP flow"
+start_xtapd "$WORK/xtap.json"
+R=$(in_ns "$MD" timeout 30 "$XTAPCTL" dtcp add 198.18.20.1 -p 32001 -l md1 -i "$WORK/md_key" \
+    --insecure-host-key --cdest-id cd1 --dest-address $TARGET --dest-port 9999 --protocol 17 --static 2>&1)
+echo "$R" | grep -q "200 OK" || fail "ADD refused: $R"
+
+note "running: every selected packet is cloned and delivered"
+receive
+SENT=$(send 2000 0.25)
+settle
+echo "sent $SENT; $(echo "$S" | jq_ '{k: d["counters"][k] for k in ("matched", "gate_no_consumer", "gate_budget", "cloned", "sent")}')"
+GOT=$(received)
+[[ $(C matched) -eq $SENT && $(C cloned) -eq $SENT && $(C sent) -eq $SENT ]] ||
+    fail "matched $(C matched), cloned $(C cloned), sent $(C sent) of $SENT"
+[[ $(C gate_no_consumer) -eq 0 && $(C gate_budget) -eq 0 ]] || fail "the gate held copies back from a live xtapd"
+[[ $GOT -eq $SENT ]] || fail "the MD received $GOT of $SENT copies"
+BASE_MATCHED=$(C matched) BASE_CLONED=$(C cloned) BASE_SENT=$(C sent)
+
+note "xtapd hung (SIGSTOP): after ${TIMEOUT_MS} ms no copy is made, transit goes on"
+kill -STOP "$XTAPD_PID"
+sleep $(python3 -c "print(2 * $TIMEOUT_MS / 1000)")
+RX0=$(target_rx)
+HUNG=$(send 2000 1)
+sleep 0.3
+RX1=$(target_rx)
+kill -CONT "$XTAPD_PID"
+echo "sent $HUNG while xtapd was stopped; the target received $((RX1 - RX0)) packets"
+[[ $((RX1 - RX0)) -ge $HUNG ]] || fail "transit lost packets while xtapd was stopped: $((RX1 - RX0)) of $HUNG"
+settle
+echo "$S" | jq_ '{k: d["counters"][k] for k in ("matched", "gate_no_consumer", "cloned", "received", "sent")}'
+[[ $(( $(C matched) - BASE_MATCHED )) -eq $HUNG ]] || fail "matched $(( $(C matched) - BASE_MATCHED )) of $HUNG"
+[[ $(C gate_no_consumer) -eq $HUNG ]] || fail "gate_no_consumer $(C gate_no_consumer), $HUNG selected while stopped"
+[[ $(C cloned) -eq $BASE_CLONED ]] || fail "$(( $(C cloned) - BASE_CLONED )) copies cloned for a stopped xtapd"
+in_ns "$RTR" "$XTAPCTL" status --socket "$SOCK" | grep -E "^  not cloned +$HUNG +copy gate: no live copy thread $HUNG" ||
+    fail "the status table does not show the gated copies"
+
+note "resumed (SIGCONT): copies flow again"
+receive
+AGAIN=$(send 2000 0.25)
+settle
+GOT=$(received)
+[[ $(( $(C cloned) - BASE_CLONED )) -eq $AGAIN ]] || fail "cloned $(( $(C cloned) - BASE_CLONED )) of $AGAIN after SIGCONT"
+[[ $(( $(C sent) - BASE_SENT )) -eq $AGAIN && $GOT -eq $AGAIN ]] || fail "sent $(( $(C sent) - BASE_SENT )), MD got $GOT of $AGAIN"
+[[ $(C gate_no_consumer) -eq $HUNG ]] || fail "copies gated after SIGCONT"
+[[ $(C matched) -eq $(( $(C gate_no_consumer) + $(C cloned) )) ]] || fail "matched != gated + cloned"
+stop_xtapd
+
+note "restarted with a copy budget of 100 copies/s, bursts of 10"
+start_xtapd "$WORK/xtap-budget.json"
+receive
+OVER=$(send 2000 1)
+settle
+S=$(status_json)
+echo "sent $OVER; $(echo "$S" | jq_ '{k: d["counters"][k] for k in ("matched", "gate_budget", "cloned", "sent")}')"
+# In 1 s: the burst of 10 and 100 a second, with the flowgen run's own slack.
+[[ $(C matched) -eq $OVER ]] || fail "matched $(C matched) of $OVER"
+[[ $(C cloned) -ge 100 && $(C cloned) -le 150 ]] || fail "cloned $(C cloned): the budget allows about 110"
+[[ $(( $(C gate_budget) + $(C cloned) )) -eq $OVER ]] || fail "gate_budget $(C gate_budget) + cloned $(C cloned) != $OVER"
+[[ $(C gate_no_consumer) -eq 0 ]] || fail "gate_no_consumer $(C gate_no_consumer) for a live xtapd"
+GOT=$(received)
+[[ $GOT -eq $(C cloned) && $(C sent) -eq $(C cloned) ]] || fail "the MD got $GOT, sent $(C sent), cloned $(C cloned)"
+M=$(in_ns "$RTR" "$XTAPCTL" status --socket "$SOCK")
+echo "$M" | grep "not cloned"
+stop_xtapd
+grep "$TARGET" "$WORK/xtapd.log" && fail "xtapd's log names the target"
+echo "PASS: the copy gate"
