@@ -39,9 +39,15 @@ COPY_LABELS = {
     "xtapd-native": "xtapd, native XDP, flowtap/UDP to the MD",
     "xtapd-generic": "xtapd, generic XDP, flowtap/UDP to the MD",
     "xtapd-tc": "xtapd, tc hook, flowtap/UDP to the MD",
-    "kernel-only-native": "xtap's kernel part only (native XDP; xtapd stopped, clones dropped at its full ring)",
-    "kernel-only-generic": "xtap's kernel part only (generic XDP; xtapd stopped, clones dropped at its full ring)",
-    "kernel-only-tc": "xtap's kernel part only (tc hook; xtapd stopped, clones dropped at its full ring)",
+    "kernel-only-native": "xtap's kernel part only (native XDP; xtapd stopped, gate off, clones dropped at its full ring)",
+    "kernel-only-generic": "xtap's kernel part only (generic XDP; xtapd stopped, gate off, clones dropped at its full ring)",
+    "kernel-only-tc": "xtap's kernel part only (tc hook; xtapd stopped, gate off, clones dropped at its full ring)",
+    "stopped-native": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
+    "stopped-generic": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
+    "stopped-tc": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
+    "budget-native": "xtapd with a copy budget (dataplane.copy_budget_pps), native XDP",
+    "budget-generic": "xtapd with a copy budget (dataplane.copy_budget_pps), generic XDP",
+    "budget-tc": "xtapd with a copy budget (dataplane.copy_budget_pps), tc hook",
     "nft-dup": "nftables ingress set + dup to a veth",
     "tcpdump": "tcpdump -w /dev/null, host filter",
     "xtapd-1-thread": "xtapd, 1 copy thread",
@@ -112,6 +118,9 @@ def stages_of(xtapd, at_start=None):
     xsk = xtapd.get("xsk") or {}
     return {
         "matched": xtapd.get("matched"),
+        "gated": (xtapd.get("gate_no_consumer") or 0) + (xtapd.get("gate_budget") or 0),
+        "gate_no_consumer": xtapd.get("gate_no_consumer"),
+        "gate_budget": xtapd.get("gate_budget"),
         "cloned": xtapd.get("cloned"),
         "clone_failed": xtapd.get("clone_failed"),
         "capture_veth_dropped": xtapd.get("capture_veth_dropped"),
@@ -136,9 +145,14 @@ def where_lost(stage, md):
         if a is not None and b is not None and a > b:
             losses.append((a - b, name))
 
-    if stage["matched"] is not None and stage["cloned"] is not None and stage["matched"] > stage["cloned"]:
+    gated = stage.get("gated") or 0
+    if gated:
+        # The copy gate kept them from being cloned (copy threads starved or gone, or the budget).
+        losses.append((gated, "copy gate before the clone (no live copy thread {}, over the budget {})".format(
+            stage.get("gate_no_consumer"), stage.get("gate_budget"))))
+    if stage["matched"] is not None and stage["cloned"] is not None and stage["matched"] - gated > stage["cloned"]:
         # A clone fails when veth_xmit drops it: the capture veth's ring was full.
-        losses.append((stage["matched"] - stage["cloned"], "tc clone (capture veth ring full {})".format(
+        losses.append((stage["matched"] - gated - stage["cloned"], "tc clone (capture veth ring full {})".format(
             stage.get("capture_veth_dropped"))))
     if stage["cloned"] is not None and stage["received"] is not None:
         # Fill-ring-empty events are the cause of rx_dropped, not extra losses.
@@ -180,7 +194,8 @@ def copy_summary(rows, base_rows):
     out["copies_delivered_fraction"] = median(matched)
     if stage_totals:
         out["stages_total"] = stage_totals
-        totals = {k: stage_totals.get(k) for k in ("matched", "cloned", "clone_failed", "capture_veth_dropped",
+        totals = {k: stage_totals.get(k) for k in ("matched", "gated", "gate_no_consumer", "gate_budget",
+                                                   "cloned", "clone_failed", "capture_veth_dropped",
                                                    "capture_no_socket",
                                                    "xsk_ring_full", "xsk_fill_ring_empty", "xsk_dropped",
                                                    "received", "to_send", "sent", "dropped_send")}
