@@ -44,48 +44,6 @@ static __always_inline int is_own_traffic(struct xtap_pkt *p)
 }
 
 /*
- * The transit decision, shared by both hooks: parse, classify, count. 1 when
- * the packet is to be copied. wire_len: the packet's whole length when the
- * hook sees only part of it in [data, end) (a tc skb's linear area), else 0.
- */
-static __always_inline int transit_select(void *ctx, void *data, void *end, __u32 ifindex,
-                                          __u32 wire_len)
-{
-    struct xtap_pkt p = {};
-    struct xtap_matches m;
-    void *l3;
-
-    if (parse_l3(data, end, &p, &l3) < 0) {
-        stat_inc(XTAP_STAT_PARSE_SKIPPED);
-        return 0;
-    }
-    p.key.ifindex = ifindex;
-    if (wire_len)
-        p.l3_len = wire_len - (__u32)(l3 - data);
-    m.count = 0;
-    m.truncated = 0;
-    int pending = classify(ctx, &p, l3, end, &m, 1);
-    if (pending < 0) {
-        stat_inc(XTAP_STAT_PARSE_SKIPPED);
-        return 0;
-    }
-    if (!m.count && !pending)
-        return 0;
-
-    if (m.count)
-        stat_inc(XTAP_STAT_MATCHED);
-    if (pending)
-        stat_inc(XTAP_STAT_FRAG_PENDING);
-    if (is_own_traffic(&p)) {
-        stat_inc(XTAP_STAT_EXCLUDED);
-        return 0;
-    }
-    if (m.truncated)
-        stat_inc(XTAP_STAT_TRUNCATED);
-    return 1;
-}
-
-/*
  * The copy gate (struct xtap_copy_gate): 1 when a copy may be made now. The
  * budget is GCRA: each copy moves tat_ns on by interval_ns, and a copy is
  * refused while tat_ns is more than burst_ns ahead of the clock. CPUs race on
@@ -122,11 +80,74 @@ static __always_inline int copy_gate_admits(void)
     return 1;
 }
 
+/* What the gate refused, per criterion: LIST shows it in the criterion's
+ * dropped counts. Only the refused packets pay for these lookups. */
+static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_len)
+{
+    __u32 n = m->count;
+    for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++) {
+        if (i >= n)
+            break;
+        __u32 slot = m->refs[i].slot;
+        struct xtap_slot_stats *st = bpf_map_lookup_elem(&slot_stats, &slot);
+        if (st) {
+            st->gated_packets += 1;
+            st->gated_bytes += l3_len;
+        }
+    }
+}
+
+/*
+ * The transit decision, shared by both hooks: parse, classify, count, and
+ * ask the copy gate. 1 when the packet is to be copied. wire_len: the packet's whole length when the
+ * hook sees only part of it in [data, end) (a tc skb's linear area), else 0.
+ */
+static __always_inline int transit_select(void *ctx, void *data, void *end, __u32 ifindex,
+                                          __u32 wire_len)
+{
+    struct xtap_pkt p = {};
+    struct xtap_matches m;
+    void *l3;
+
+    if (parse_l3(data, end, &p, &l3) < 0) {
+        stat_inc(XTAP_STAT_PARSE_SKIPPED);
+        return 0;
+    }
+    p.key.ifindex = ifindex;
+    if (wire_len)
+        p.l3_len = wire_len - (__u32)(l3 - data);
+    m.count = 0;
+    m.truncated = 0;
+    int pending = classify(ctx, &p, l3, end, &m, 1);
+    if (pending < 0) {
+        stat_inc(XTAP_STAT_PARSE_SKIPPED);
+        return 0;
+    }
+    if (!m.count && !pending)
+        return 0;
+
+    if (m.count)
+        stat_inc(XTAP_STAT_MATCHED);
+    if (pending)
+        stat_inc(XTAP_STAT_FRAG_PENDING);
+    if (is_own_traffic(&p)) {
+        stat_inc(XTAP_STAT_EXCLUDED);
+        return 0;
+    }
+    if (m.truncated)
+        stat_inc(XTAP_STAT_TRUNCATED);
+    /* Checked here, before the XDP mark or the tc clone: a refused packet
+     * costs the hook nothing more, and its criteria are known. */
+    if (!copy_gate_admits()) {
+        gate_charge(&m, p.l3_len);
+        return 0;
+    }
+    return 1;
+}
+
 /* Clone a selected skb to its interface's capture veth; the original goes on. */
 static __always_inline void clone_to_capture(struct __sk_buff *skb, __u32 ifindex)
 {
-    if (!copy_gate_admits())
-        return;
     struct xtap_transit_if *t = bpf_map_lookup_elem(&transit_ifs, &ifindex);
     if (!t) {
         stat_inc(XTAP_STAT_CLONE_FAILED);

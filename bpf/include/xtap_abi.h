@@ -113,8 +113,11 @@ struct xtap_slot_stats {
     __u64 packets;
     __u64 bytes;
     __u64 shed; /* matched but not copied because of overload shedding */
+    /* Matched (and counted above) but not copied: the copy gate refused. */
+    __u64 gated_packets;
+    __u64 gated_bytes;
 };
-XTAP_ASSERT_SIZE(struct xtap_slot_stats, 24);
+XTAP_ASSERT_SIZE(struct xtap_slot_stats, 40);
 
 /*
  * Per-criterion counts that only userspace writes (it is their one writer, so
@@ -154,7 +157,8 @@ struct xtap_control {
 XTAP_ASSERT_SIZE(struct xtap_control, 48);
 
 /*
- * The copy gate (map `copy_gate`, one row), checked by tc before each clone.
+ * The copy gate (map `copy_gate`, one row), checked once a packet is selected,
+ * before the XDP mark or the tc clone.
  * A copy costs the router a clone, a veth hop and two copies into AF_XDP
  * whether or not anyone reads it: none is made once the copy threads stopped
  * consuming (a hung or killed controller), nor beyond the copy budget the

@@ -10,7 +10,9 @@
 # 2. xtapd restarted with dataplane.copy_budget_pps: tc clones at most the
 #    budget (plus its burst), counts the rest as gate_budget, and the MD gets
 #    exactly the copies that were cloned.
-# Every stage adds up: matched = gated + cloned.
+# Every stage adds up: matched = gated + cloned; and the MD's LIST counts the
+# gated copies of its criterion as dropped (X-XTap-Dropped-Packets), across
+# the restart.
 source "$(dirname "$0")/lib.sh"
 require_root
 XTAPD="$BUILD_DIR/xtapd"
@@ -81,6 +83,11 @@ received() {  # stops the receiver (SIGINT: it prints its summary); prints its c
     wait "$RECEIVER" || true
     jq_ 'd["copies"]' <"$WORK/receive.json"
 }
+list_dropped() {  # the criterion's X-XTap-Dropped-Packets, as LIST reports it to the MD
+    in_ns "$MD" timeout 30 "$XTAPCTL" dtcp list 198.18.20.1 -p 32001 -l md1 -i "$WORK/md_key" \
+        --insecure-host-key --detail stats 2>&1 | tr -d '\r' |
+        awk -F': ' 'toupper($1) == "X-XTAP-DROPPED-PACKETS" {print $2}'
+}
 settle() {  # until the copy path's counters stop moving
     local prev=-1 now
     for _ in $(seq 1 20); do
@@ -137,6 +144,10 @@ GOT=$(received)
 [[ $(( $(C sent) - BASE_SENT )) -eq $AGAIN && $GOT -eq $AGAIN ]] || fail "sent $(( $(C sent) - BASE_SENT )), MD got $GOT of $AGAIN"
 [[ $(C gate_no_consumer) -eq $HUNG ]] || fail "copies gated after SIGCONT"
 [[ $(C matched) -eq $(( $(C gate_no_consumer) + $(C cloned) )) ]] || fail "matched != gated + cloned"
+# The MD sees them too: its criterion's LIST counts them as dropped.
+DROPPED=$(list_dropped)
+echo "LIST: X-XTap-Dropped-Packets: $DROPPED"
+[[ "$DROPPED" == "$HUNG" ]] || fail "LIST reports $DROPPED dropped, the gate refused $HUNG"
 stop_xtapd
 
 note "restarted with a copy budget of 100 copies/s, bursts of 10"
@@ -155,6 +166,11 @@ GOT=$(received)
 [[ $GOT -eq $(C cloned) && $(C sent) -eq $(C cloned) ]] || fail "the MD got $GOT, sent $(C sent), cloned $(C cloned)"
 M=$(in_ns "$RTR" "$XTAPCTL" status --socket "$SOCK")
 echo "$M" | grep "not cloned"
+# The criterion came back from the state file with its drops; the budget's add to them.
+DROPPED=$(list_dropped)
+echo "LIST: X-XTap-Dropped-Packets: $DROPPED"
+[[ "$DROPPED" == "$(( HUNG + $(C gate_budget) ))" ]] ||
+    fail "LIST reports $DROPPED dropped, expected $HUNG (while stopped) + $(C gate_budget) (budget)"
 stop_xtapd
 grep "$TARGET" "$WORK/xtapd.log" && fail "xtapd's log names the target"
 echo "PASS: the copy gate"

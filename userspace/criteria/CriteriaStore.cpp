@@ -374,6 +374,10 @@ SavedCriterion savedFrom(const json& j) {
         s.slot_counted = countersFrom(slot.at("counted"));
         if (s.slot_counted.packets > s.matched.packets || s.slot_counted.bytes > s.matched.bytes)
             throw std::invalid_argument("slot counted more than matched");
+        // Absent from a state file older than the copy gate.
+        if (slot.contains("gated")) s.slot_gated = countersFrom(slot.at("gated"));
+        if (s.slot_gated.packets > s.dropped.packets || s.slot_gated.bytes > s.dropped.bytes)
+            throw std::invalid_argument("slot gated more than dropped");
     }
     return s;
 }
@@ -587,6 +591,17 @@ dtcp::AddRequest StoredRequest::toAddRequest() const {
 MatchCounters CriteriaStore::matched(const Criterion& c) const {
     const dataplane::SlotCounters now = data_plane_.counters(c.slot);
     return c.baseline + MatchCounters{now.packets, now.bytes};
+}
+
+namespace {
+MatchCounters gatedOf(const dataplane::SlotCounters& slot) {
+    return {slot.gated_packets, slot.gated_bytes};
+}
+}  // namespace
+
+CriteriaStore::Counts CriteriaStore::counts(const Criterion& c) const {
+    const dataplane::SlotCounters now = data_plane_.counters(c.slot);
+    return {c.baseline + MatchCounters{now.packets, now.bytes}, c.dropped + gatedOf(now)};
 }
 
 Lifetime CriteriaStore::lifetime(const Criterion& c, uint64_t now_ns) const {
@@ -824,9 +839,11 @@ bool CriteriaStore::republish(const CriterionKey& key, std::vector<dataplane::Fi
     const auto published = publish(filters, *c);
     if (std::holds_alternative<AddRefusal>(published)) return false;
 
-    // The old slot's counts move into the baseline before it goes.
+    // The old slot's counts move into the baseline (and its gate refusals
+    // into the drops) before it goes.
     const dataplane::SlotCounters old = data_plane_.counters(c->slot);
     c->baseline = c->baseline + MatchCounters{old.packets, old.bytes};
+    c->dropped = c->dropped + gatedOf(old);
     data_plane_.withdraw(c->slot);
     unindex(c->slot.slot);
     c->slot = std::get<dataplane::SlotRef>(published);
@@ -863,11 +880,12 @@ json CriteriaStore::criterionJson(const Criterion& c, const Instant& now) const 
                {"last_refresh", timestampText(c.last_refresh)},
                {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
                {"counted_at_refresh", countersJson(c.counted_at_refresh)},
-               {"dropped", countersJson(c.dropped)}};
+               {"dropped", countersJson(c.dropped + gatedOf(slot))}};
     if (data_plane_.isLive(c.slot)) {
         entry["slot"] = {{"slot", c.slot.slot},
                          {"gen", c.slot.gen},
-                         {"counted", countersJson({slot.packets, slot.bytes})}};
+                         {"counted", countersJson({slot.packets, slot.bytes})},
+                         {"gated", countersJson(gatedOf(slot))}};
     }
     if (c.total_deadline_ns != 0) {
         entry["total_remaining_ns"] = saturatingSub(c.total_deadline_ns, now.boottime_ns);
@@ -998,6 +1016,8 @@ void CriteriaStore::restoreOne(const SavedCriterion& saved, const Instant& now,
         // The slot's counters go on from where the save read them.
         c.baseline.packets -= saved.slot_counted.packets;
         c.baseline.bytes -= saved.slot_counted.bytes;
+        c.dropped.packets -= saved.slot_gated.packets;
+        c.dropped.bytes -= saved.slot_gated.bytes;
         const dataplane::SlotCounters slot = data_plane_.counters(c.slot);
         report.resumed.push_back(
             {c.key, MatchCounters{saturatingSub(slot.packets, saved.slot_counted.packets),

@@ -186,7 +186,9 @@ struct Criterion {
     // Matched = baseline + the counters of the current slot, which start at 0
     // on each publication (restore, VRF change).
     MatchCounters baseline;
-    MatchCounters dropped;  // copies the delivery path could not send
+    // Copies the delivery path could not send, plus what the copy gate refused
+    // in earlier slots (the current slot's share is in its counters: counts()).
+    MatchCounters dropped;
 
     // Average-Bandwidth samples, oldest first: the ADD (0 bytes) until a tick
     // sample is a window old, then the matched bytes at each tick since tick
@@ -269,6 +271,7 @@ struct SavedCriterion {
     // slot's counters carry on (including what it counted while xtapd was down).
     std::optional<dataplane::SlotRef> slot;
     MatchCounters slot_counted;
+    MatchCounters slot_gated;  // of `dropped`: the copy gate's refusals the slot counted
 };
 
 struct StoreSnapshot {
@@ -334,6 +337,13 @@ class CriteriaStore {
 
     // Everything counted since the ADD.
     MatchCounters matched(const Criterion& c) const;
+    // Matched, and of it what was not delivered: the delivery path's drops
+    // and what the copy gate refused (the slot counts those). One read.
+    struct Counts {
+        MatchCounters matched;
+        MatchCounters dropped;
+    };
+    Counts counts(const Criterion& c) const;
     Lifetime lifetime(const Criterion& c, uint64_t now_ns) const;
 
     // Reads every criterion's counters: one whose packet count moved was

@@ -95,6 +95,12 @@ class MemoryMaps final : public MapWriter {
         counters_[slot].packets += packets;
         counters_[slot].bytes += bytes;
     }
+    // Traffic the copy gate refused: matched, and counted as gated too.
+    void addGated(uint32_t slot, uint64_t packets, uint64_t bytes) {
+        addTraffic(slot, packets, bytes);
+        counters_[slot].gated_packets += packets;
+        counters_[slot].gated_bytes += bytes;
+    }
     const xtap_slot& slot(uint32_t s) const { return slots_[s]; }
     size_t ruleCount() const { return rules_.size(); }
     size_t anchorCount() const { return anchors_.size() + prefixes_.size(); }

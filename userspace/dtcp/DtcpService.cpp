@@ -362,7 +362,7 @@ std::string DtcpService::listCriteria(const DecodedRequest& request, const ListR
     ListWriter writer(request.version, request.seq, ids.size(), list.detail);
     for (uint32_t id : ids) {
         const criteria::Criterion& c = *store_.find(CriterionKey{user.name, id});
-        const criteria::MatchCounters matched = store_.matched(c);
+        const auto [matched, dropped] = store_.counts(c);
         ListEntry e;
         e.criteria_id = id;
         e.csource_id = user.name;
@@ -380,8 +380,8 @@ std::string DtcpService::listCriteria(const DecodedRequest& request, const ListR
         e.matching_bytes = matched.bytes;
         e.num_refresh = c.refresh_count;
         e.last_refresh = c.last_refresh;
-        e.dropped_packets = c.dropped.packets;
-        e.dropped_bytes = c.dropped.bytes;
+        e.dropped_packets = dropped.packets;
+        e.dropped_bytes = dropped.bytes;
         writer.add(e);
     }
     return std::move(writer).finish(now.local, user.hmac_key);

@@ -455,6 +455,8 @@ TEST_CASE("dropped copies are reported by slot; republish carries the counters o
     f.store.addDropped(9999, 1, 1);  // no criterion there: ignored
     CHECK(c.dropped == MatchCounters{3, 4500});
     f.maps.addTraffic(c.slot.slot, 4, 400);
+    f.maps.addGated(c.slot.slot, 2, 200);  // not copied: the copy gate refused
+    CHECK(f.store.counts(c).dropped == MatchCounters{5, 4700});
     f.store.observe(10 * kSecond);
 
     const dataplane::SlotRef old = c.slot;
@@ -465,12 +467,13 @@ TEST_CASE("dropped copies are reported by slot; republish carries the counters o
     CHECK(f.plane.isLive(c.slot));
     CHECK(c.publication.filters == wider.filters());
     CHECK(f.store.findBySlot(c.slot.slot) == &c);
-    CHECK(f.store.matched(c) == MatchCounters{4, 400});
+    CHECK(f.store.matched(c) == MatchCounters{6, 600});
+    CHECK(f.store.counts(c).dropped == MatchCounters{5, 4700});  // carried over once
     // The move itself is no activity: the idle time still runs from 10 s.
     f.store.observe(59 * kSecond);
     CHECK(f.store.lifetime(c, 59 * kSecond).remaining.idle_seconds == std::optional<uint32_t>(11));
     f.maps.addTraffic(c.slot.slot, 1, 100);
-    CHECK(f.store.matched(c) == MatchCounters{5, 500});
+    CHECK(f.store.matched(c) == MatchCounters{7, 700});
 
     CHECK_FALSE(f.store.republish(c.key, {}));  // refused: the old filters stay
     CHECK(f.plane.isLive(c.slot));

@@ -104,6 +104,49 @@ TEST_CASE("a restart on the same maps keeps the slots, the gap's counts and the 
     CHECK(store.nextCriteriaId("alice") == 4);  // 2 was deleted, never reused
 }
 
+TEST_CASE("copies the gate refused stay in a criterion's drops across restarts") {
+    Before before;
+    const uint32_t id = before.add(request("198.18.2.2", {}, true), at(0));
+    const dataplane::SlotRef slot = before.store.find(CriterionKey{"alice", id})->slot;
+    before.maps.addTraffic(slot.slot, 5, 500);
+    before.maps.addGated(slot.slot, 2, 200);  // matched, not copied
+    before.store.addDropped(slot.slot, 1, 100);
+    {
+        const auto counts = before.store.counts(*before.store.find(CriterionKey{"alice", id}));
+        CHECK(counts.matched == MatchCounters{7, 700});
+        CHECK(counts.dropped == MatchCounters{3, 300});
+    }
+    const std::string text = formatStateFile(before.store, at(100), {}, clockAt(100));
+    // While xtapd is down the gate refuses 3 more (its deadline passed).
+    before.maps.addGated(slot.slot, 3, 300);
+
+    SUBCASE("same boot: the slot is taken over and its refusals count once") {
+        const auto loaded = parseStateFile(text, clockAt(130));
+        REQUIRE(std::holds_alternative<LoadedState>(loaded));
+        dataplane::DataPlane plane(before.maps, kCapacity, before.maps.contents());
+        CriteriaStore store(plane, {32});
+        REQUIRE(store.restore(std::get<LoadedState>(loaded).snapshot, at(130), rebuild).restored ==
+                1);
+        const auto counts = store.counts(*store.find(CriterionKey{"alice", id}));
+        CHECK(counts.matched == MatchCounters{10, 1000});
+        CHECK(counts.dropped == MatchCounters{6, 600});
+    }
+    SUBCASE("a new boot: the saved drops (the old maps are gone), a fresh slot") {
+        StateClock now{(1'700'000'000ULL + 150) * 1000, 5 * kSecond, "boot-2"};
+        const auto loaded = parseStateFile(text, now);
+        REQUIRE(std::holds_alternative<LoadedState>(loaded));
+        dataplane::MemoryMaps fresh_maps(32);
+        dataplane::DataPlane plane(fresh_maps, kCapacity);
+        CriteriaStore store(plane, {32});
+        REQUIRE(store.restore(std::get<LoadedState>(loaded).snapshot, at(5), rebuild).restored ==
+                1);
+        const Criterion& c = *store.find(CriterionKey{"alice", id});
+        CHECK(store.counts(c).dropped == MatchCounters{3, 300});
+        fresh_maps.addGated(c.slot.slot, 1, 100);
+        CHECK(store.counts(c).dropped == MatchCounters{4, 400});
+    }
+}
+
 TEST_CASE("the state journal's changes since the save are applied on load") {
     Before before;
     const uint32_t first = before.add(request("198.18.2.2", total(600)), at(0));

@@ -26,6 +26,15 @@ MappedRegion mapArray(const XtapObject& obj, const char* name) {
     return MappedRegion(addr, len);
 }
 
+// One CPU's share of a slot's counters.
+void add(SlotCounters& sum, const xtap_slot_stats& v) {
+    sum.packets += v.packets;
+    sum.bytes += v.bytes;
+    sum.shed += v.shed;
+    sum.gated_packets += v.gated_packets;
+    sum.gated_bytes += v.gated_bytes;
+}
+
 template <typename T, typename V>
 void store(T& field, V value) {
     std::atomic_ref<T>(field).store(static_cast<T>(value), std::memory_order_release);
@@ -191,12 +200,7 @@ std::optional<BpfMaps::CounterTable> BpfMaps::readCounterTable() const {
         for (uint32_t i = 0; i < count; ++i) {
             if (keys[i] >= slot_capacity_) continue;
             SlotCounters& sum = table.slots[keys[i]];
-            for (size_t c = 0; c < cpus; ++c) {
-                const xtap_slot_stats& v = values[i * cpus + c];
-                sum.packets += v.packets;
-                sum.bytes += v.bytes;
-                sum.shed += v.shed;
-            }
+            for (size_t c = 0; c < cpus; ++c) add(sum, values[i * cpus + c]);
         }
         if (err == -ENOENT || count == 0) break;  // the whole map was read
         in_batch = out_batch;
@@ -218,11 +222,7 @@ SlotCounters BpfMaps::readCounters(uint32_t slot) const {
     } else {
         std::vector<xtap_slot_stats> per_cpu(static_cast<size_t>(ncpus_));
         if (bpf_map_lookup_elem(slot_stats_fd_, &slot, per_cpu.data()) != 0) return sum;
-        for (const auto& c : per_cpu) {
-            sum.packets += c.packets;
-            sum.bytes += c.bytes;
-            sum.shed += c.shed;
-        }
+        for (const auto& c : per_cpu) add(sum, c);
     }
     if (slot < slot_capacity_) {
         sum.packets +=
