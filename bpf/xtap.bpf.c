@@ -43,14 +43,26 @@ static __always_inline int is_own_traffic(struct xtap_pkt *p)
     return bpf_map_lookup_elem(&excludes, &k) != 0;
 }
 
-/*
- * The copy gate (struct xtap_copy_gate): 1 when a copy may be made now. The
- * budget is GCRA: each copy moves tat_ns on by interval_ns, and a copy is
- * refused while tat_ns is more than burst_ns ahead of the clock. CPUs race on
- * tat_ns: the add is atomic, the restart after an idle spell is not (a
- * race there admits a copy or two more, never fewer).
- */
-static __always_inline int copy_gate_admits(void)
+/* One GCRA budget (struct xtap_copy_gate): is it at most burst ahead of now? */
+static __always_inline int budget_has_room(__u64 *tat, __u64 now, __u64 burst)
+{
+    __u64 t = READ_ONCE(*tat);
+    return t <= now || t - now <= burst;
+}
+
+/* Take `cost` ns of budget. CPUs race here: the add is atomic, the restart
+ * after an idle spell is not (a race there admits a copy or two more). */
+static __always_inline void budget_take(__u64 *tat, __u64 now, __u64 cost)
+{
+    if (READ_ONCE(*tat) < now)
+        WRITE_ONCE(*tat, now + cost);
+    else
+        __sync_fetch_and_add(tat, cost);
+}
+
+/* The copy gate (struct xtap_copy_gate): 1 when a copy of l3_len bytes may be
+ * made now. */
+static __always_inline int copy_gate_admits(__u32 l3_len)
 {
     __u32 zero = 0;
     struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
@@ -58,25 +70,24 @@ static __always_inline int copy_gate_admits(void)
         return 1;
     __u64 live_until = READ_ONCE(g->live_until_ns);
     __u64 interval = READ_ONCE(g->interval_ns);
-    if (!live_until && !interval)
+    __u64 ps_per_byte = READ_ONCE(g->ps_per_byte);
+    if (!live_until && !interval && !ps_per_byte)
         return 1;
     __u64 now = bpf_ktime_get_boot_ns();
     if (live_until && now >= live_until) {
         stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
         return 0;
     }
-    if (!interval)
-        return 1;
-    __u64 tat = READ_ONCE(g->tat_ns);
-    if (tat < now) {
-        WRITE_ONCE(g->tat_ns, now + interval);
-        return 1;
-    }
-    if (tat - now > READ_ONCE(g->burst_ns)) {
+    __u64 burst = READ_ONCE(g->burst_ns);
+    if ((interval && !budget_has_room(&g->tat_ns, now, burst)) ||
+        (ps_per_byte && !budget_has_room(&g->tat_bytes_ns, now, burst))) {
         stat_inc(XTAP_STAT_GATE_BUDGET);
         return 0;
     }
-    __sync_fetch_and_add(&g->tat_ns, interval);
+    if (interval)
+        budget_take(&g->tat_ns, now, interval);
+    if (ps_per_byte)
+        budget_take(&g->tat_bytes_ns, now, (__u64)l3_len * ps_per_byte / 1000);
     return 1;
 }
 
@@ -138,7 +149,7 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
         stat_inc(XTAP_STAT_TRUNCATED);
     /* Checked here, before the XDP mark or the tc clone: a refused packet
      * costs the hook nothing more, and its criteria are known. */
-    if (!copy_gate_admits()) {
+    if (!copy_gate_admits(p.l3_len)) {
         gate_charge(&m, p.l3_len);
         return 0;
     }

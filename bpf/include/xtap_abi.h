@@ -158,21 +158,25 @@ XTAP_ASSERT_SIZE(struct xtap_control, 48);
 
 /*
  * The copy gate (map `copy_gate`, one row), checked once a packet is selected,
- * before the XDP mark or the tc clone.
- * A copy costs the router a clone, a veth hop and two copies into AF_XDP
- * whether or not anyone reads it: none is made once the copy threads stopped
- * consuming (a hung or killed controller), nor beyond the copy budget the
- * operator set (copies per second, GCRA). Userspace writes the first three
- * fields with single stores; tc moves tat_ns (userspace zeroes it with a new
- * budget), on a cache line of its own because every admitted copy moves it.
+ * before the XDP mark or the tc clone. A copy costs the router a clone, a veth
+ * hop and two copies into AF_XDP whether or not anyone reads it: none is made
+ * once the copy threads stopped consuming (a hung or killed controller), nor
+ * beyond the copy budget the operator set, in copies and in bytes per second
+ * (one GCRA each: a copy takes interval_ns, and its bytes times ps_per_byte,
+ * of budget time; it is refused while either budget is more than burst_ns
+ * ahead of the clock). Userspace writes the first four fields with single
+ * stores; tc moves the tat_* fields (userspace zeroes them with a new budget),
+ * on a cache line of their own because every admitted copy moves them.
  */
 struct xtap_copy_gate {
-    __u64 live_until_ns; /* CLOCK_BOOTTIME: no clone from then on; 0: no deadline */
-    __u64 interval_ns;   /* budget: ns of budget one copy takes (1e9 / copies/s); 0: none */
-    __u64 burst_ns;      /* how far the budget may run ahead of the clock (the burst) */
-    __u64 pad0[5];
-    __u64 tat_ns; /* when the budget is next free ("theoretical arrival time") */
-    __u64 pad1[7];
+    __u64 live_until_ns; /* CLOCK_BOOTTIME: no copy from then on; 0: no deadline */
+    __u64 interval_ns;   /* budget time of one copy (1e9 / copies/s); 0: no copy budget */
+    __u64 ps_per_byte;   /* budget time of one byte, in ps (8e12 / bits/s); 0: no byte budget */
+    __u64 burst_ns;      /* how far either budget may run ahead of the clock */
+    __u64 pad0[4];
+    __u64 tat_ns;       /* when the copy budget is next free ("theoretical arrival time") */
+    __u64 tat_bytes_ns; /* the same for the byte budget */
+    __u64 pad1[6];
 };
 XTAP_ASSERT_SIZE(struct xtap_copy_gate, 128);
 

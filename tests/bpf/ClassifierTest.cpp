@@ -406,20 +406,34 @@ TEST_CASE("the copy gate: no copy past the consumer deadline, none over the budg
     rig.maps().setCopyDeadline(0);
     CHECK(send(1).selected == 1);
 
-    // One copy a second, bursts of 3: three pass at once, the rest wait.
-    rig.maps().setCopyBudget(1, 3);
+    // One copy a second, 2 s of burst: three pass at once, the rest wait.
+    constexpr uint64_t kTwoSeconds = 2'000'000'000ull;
+    rig.maps().setCopyBudget(1, 0, kTwoSeconds);
     o = send(5);
     CHECK(o.selected == 3);
     CHECK(o.budget == 2);
     CHECK(rig.maps().copyGate().interval_ns == 1'000'000'000ull);
     CHECK(rig.dp().counters(ref).gated_packets == 5);
-    rig.maps().setCopyBudget(0, 3);
+    rig.maps().setCopyBudget(0, 0, kTwoSeconds);
     CHECK(send(2).selected == 2);
-    // A new budget starts full: a burst of 1 admits one.
-    rig.maps().setCopyBudget(1, 1);
+    // A new budget starts full: with no burst it admits one.
+    rig.maps().setCopyBudget(1, 0, 0);
     o = send(2);
     CHECK(o.selected == 1);
     CHECK(o.budget == 1);
+
+    // The byte budget: 8 bits a second for each byte of this packet, so that
+    // one copy takes a second of it; a generous copy budget beside it.
+    const uint64_t l3_bytes = frame.size() - 14;
+    rig.maps().setCopyBudget(1'000'000, 8 * l3_bytes, kTwoSeconds);
+    o = send(5);
+    CHECK(o.selected == 3);
+    CHECK(o.budget == 2);
+    // Twice the bits: half a second a copy, five fit in the burst.
+    rig.maps().setCopyBudget(0, 16 * l3_bytes, kTwoSeconds);
+    o = send(7);
+    CHECK(o.selected == 5);
+    CHECK(o.budget == 2);
 }
 
 TEST_CASE("the kill switch stops all classification") {

@@ -365,7 +365,8 @@ Config parse(const json& doc) {
         o.read("copy_coalesce_us", c.dataplane.copy_coalesce_us);
         o.read("consumer_timeout_ms", c.dataplane.consumer_timeout_ms);
         o.read("copy_budget_pps", c.dataplane.copy_budget_pps);
-        o.read("copy_budget_burst", c.dataplane.copy_budget_burst);
+        o.read("copy_budget_bps", c.dataplane.copy_budget_bps);
+        o.read("copy_budget_burst_us", c.dataplane.copy_budget_burst_us);
         if (o.has("transit_hook")) {
             const auto h = Object::value<std::string>(o.raw("transit_hook"), o.at("transit_hook"));
             if (h == "auto")
@@ -402,10 +403,12 @@ Config parse(const json& doc) {
         if (c.dataplane.copy_budget_pps > kMaxCopyBudgetPps)
             throw Invalid{o.at("copy_budget_pps"),
                           "must be from 0 (no budget) to " + std::to_string(kMaxCopyBudgetPps)};
-        if (c.dataplane.copy_budget_burst < 1 ||
-            c.dataplane.copy_budget_burst > kMaxCopyBudgetBurst)
-            throw Invalid{o.at("copy_budget_burst"),
-                          "must be from 1 to " + std::to_string(kMaxCopyBudgetBurst)};
+        if (c.dataplane.copy_budget_bps > kMaxCopyBudgetBps)
+            throw Invalid{o.at("copy_budget_bps"),
+                          "must be from 0 (no budget) to " + std::to_string(kMaxCopyBudgetBps)};
+        if (c.dataplane.copy_budget_burst_us > kMaxCopyBudgetBurstUs)
+            throw Invalid{o.at("copy_budget_burst_us"),
+                          "must be from 0 to " + std::to_string(kMaxCopyBudgetBurstUs)};
     }
     root.read("state_dir", c.state_dir);
     root.read("audit_log", c.audit_log);

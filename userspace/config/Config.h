@@ -99,7 +99,8 @@ inline constexpr uint32_t kMaxCopyCoalesceUs = 1000;
 inline constexpr uint32_t kMinConsumerTimeoutMs = 250;
 inline constexpr uint32_t kMaxConsumerTimeoutMs = 60000;
 inline constexpr uint64_t kMaxCopyBudgetPps = 1'000'000'000;
-inline constexpr uint32_t kMaxCopyBudgetBurst = 1'000'000;
+inline constexpr uint64_t kMaxCopyBudgetBps = 10'000'000'000'000;  // 10 Tbit/s
+inline constexpr uint32_t kMaxCopyBudgetBurstUs = 1'000'000;
 
 // Where transit packets are classified: XDP (marks, tc clones) or tc
 // ingress alone, for kernels whose XDP programs cannot write metadata; auto:
@@ -126,11 +127,13 @@ struct DataplaneSettings {
     // threads have not shown life for this long (a hung or killed xtapd), so
     // transit does not pay for copies nobody reads. 0 = no deadline.
     uint32_t consumer_timeout_ms = 1000;
-    // At most this many copies a second leave tc, in bursts of at most
-    // copy_budget_burst: the copy path cannot take the router's forwarding
-    // CPU beyond what the operator gives it. 0 = no budget.
+    // The copy budget: at most this many copies, and bits of copied IP
+    // packets, a second, either budget running at most copy_budget_burst_us
+    // ahead: the copy path cannot take the router's forwarding CPU beyond
+    // what the operator gives it. 0 = no such budget.
     uint64_t copy_budget_pps = 0;
-    uint32_t copy_budget_burst = 1024;
+    uint64_t copy_budget_bps = 0;
+    uint32_t copy_budget_burst_us = 5000;
 };
 
 struct Config {

@@ -53,16 +53,19 @@ TEST_CASE("defaults are Junos's") {
     CHECK(c.dataplane.transit_hook == TransitHook::Auto);
     CHECK(c.dataplane.consumer_timeout_ms == 1000);
     CHECK(c.dataplane.copy_budget_pps == 0);
-    CHECK(c.dataplane.copy_budget_burst == 1024);
+    CHECK(c.dataplane.copy_budget_bps == 0);
+    CHECK(c.dataplane.copy_budget_burst_us == 5000);
 }
 
 TEST_CASE("dataplane: the copy gate's deadline and budget; 0 turns each off") {
-    const auto c = std::get<Config>(parseConfig(
-        R"({"dataplane":{"consumer_timeout_ms":0,"copy_budget_pps":250000,"copy_budget_burst":1}})",
-        "f"));
+    const auto c = std::get<Config>(
+        parseConfig(R"({"dataplane":{"consumer_timeout_ms":0,"copy_budget_pps":250000,)"
+                    R"("copy_budget_bps":600000000,"copy_budget_burst_us":0}})",
+                    "f"));
     CHECK(c.dataplane.consumer_timeout_ms == 0);
     CHECK(c.dataplane.copy_budget_pps == 250000);
-    CHECK(c.dataplane.copy_budget_burst == 1);
+    CHECK(c.dataplane.copy_budget_bps == 600000000);
+    CHECK(c.dataplane.copy_budget_burst_us == 0);
     CHECK(std::get<Config>(parseConfig(R"({"dataplane":{"consumer_timeout_ms":250}})", "f"))
               .dataplane.consumer_timeout_ms == 250);
 }
@@ -144,8 +147,10 @@ TEST_CASE("every broken config is rejected with the file, the key's JSON pointer
         {R"({"dataplane":{"consumer_timeout_ms":60001}})", "/dataplane/consumer_timeout_ms",
          "250 to 60000"},
         {R"({"dataplane":{"copy_budget_pps":-5}})", "/dataplane/copy_budget_pps", ""},
-        {R"({"dataplane":{"copy_budget_burst":0}})", "/dataplane/copy_budget_burst",
-         "1 to 1000000"},
+        {R"({"dataplane":{"copy_budget_bps":10000000000001}})", "/dataplane/copy_budget_bps",
+         "0 (no budget) to 10000000000000"},
+        {R"({"dataplane":{"copy_budget_burst_us":1000001}})", "/dataplane/copy_budget_burst_us",
+         "0 to 1000000"},
         {R"({"dataplane":{"transit_hook":"XDP"}})", "/dataplane/transit_hook", "auto, xdp or tc"},
         {R"({"dataplane":{"transit_hook":1}})", "/dataplane/transit_hook", ""},
         {R"({"metrics":{"listen":"localhost"}})", "/metrics/listen", "addr:port"},

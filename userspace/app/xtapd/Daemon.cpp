@@ -327,7 +327,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         // The copy gate: a deadline the copy threads keep moving on (pumpCopies),
         // from now, and the budget. Both replace what an earlier xtapd left.
         maps->setCopyDeadline(consumerTimeoutNs() ? bootNs() + consumerTimeoutNs() : 0);
-        maps->setCopyBudget(cfg.dataplane.copy_budget_pps, cfg.dataplane.copy_budget_burst);
+        maps->setCopyBudget(cfg.dataplane.copy_budget_pps, cfg.dataplane.copy_budget_bps,
+                            uint64_t{cfg.dataplane.copy_budget_burst_us} * 1000);
         maps->setEnabled(true);
         installExclusions();
         const auto& dp = cfg.dataplane;

@@ -351,15 +351,18 @@ void BpfMaps::setCopyDeadline(uint64_t boot_ns) {
     store(copy_gate_->live_until_ns, boot_ns);
 }
 
-void BpfMaps::setCopyBudget(uint64_t copies_per_s, uint64_t burst) {
+void BpfMaps::setCopyBudget(uint64_t copies_per_s, uint64_t bits_per_s, uint64_t burst_ns) {
+    // Off while it changes; a new budget starts full (what the old one had
+    // used up is forgotten).
     store(copy_gate_->interval_ns, 0);
-    if (copies_per_s == 0) return;
-    const uint64_t interval = std::max<uint64_t>(1, 1'000'000'000ull / copies_per_s);
-    // GCRA admits 1 + burst_ns / interval copies at once. A new budget
-    // starts full: what the old one had used up is forgotten.
-    store(copy_gate_->burst_ns, interval * (std::max<uint64_t>(burst, 1) - 1));
+    store(copy_gate_->ps_per_byte, 0);
+    store(copy_gate_->burst_ns, burst_ns);
     store(copy_gate_->tat_ns, 0);
-    store(copy_gate_->interval_ns, interval);
+    store(copy_gate_->tat_bytes_ns, 0);
+    if (bits_per_s)
+        store(copy_gate_->ps_per_byte, std::max<uint64_t>(1, 8'000'000'000'000ull / bits_per_s));
+    if (copies_per_s)
+        store(copy_gate_->interval_ns, std::max<uint64_t>(1, 1'000'000'000ull / copies_per_s));
 }
 
 xtap_copy_gate BpfMaps::copyGate() const {

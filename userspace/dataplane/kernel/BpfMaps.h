@@ -49,9 +49,10 @@ class BpfMaps final : public MapWriter {
     // The copy gate (xtap_abi.h): no clone from `boot_ns` (CLOCK_BOOTTIME) on
     // unless it is moved again; 0 takes the deadline away.
     void setCopyDeadline(uint64_t boot_ns);
-    // At most `copies_per_s` clones a second, `burst` of them at once; 0 =
-    // no budget.
-    void setCopyBudget(uint64_t copies_per_s, uint64_t burst);
+    // At most `copies_per_s` copies and `bits_per_s` bits of copied IP
+    // packets a second, either budget running at most `burst_ns` ahead of the
+    // clock (GCRA: 1 + burst / interval copies at once); 0 = no such budget.
+    void setCopyBudget(uint64_t copies_per_s, uint64_t bits_per_s, uint64_t burst_ns);
     xtap_copy_gate copyGate() const;
     void addExclude(const xtap_exclude_key& key);
     void clearExcludes();
