@@ -109,9 +109,10 @@ static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_l
 }
 
 /*
- * The transit decision, shared by both hooks: parse, classify, count, and
- * ask the copy gate. 1 when the packet is to be copied. wire_len: the packet's whole length when the
- * hook sees only part of it in [data, end) (a tc skb's linear area), else 0.
+ * The transit decision, shared by both hooks: parse, classify, count, ask the
+ * copy gate. 1 when the packet is to be copied. wire_len: the packet's whole
+ * length when the hook sees only part of it in [data, end) (a tc skb's linear
+ * area), else 0.
  */
 static __always_inline int transit_select(void *ctx, void *data, void *end, __u32 ifindex,
                                           __u32 wire_len)

@@ -334,8 +334,8 @@ enum xtap_stat {
     XTAP_STAT_TRUNCATED,           /* more than XTAP_MAX_MATCHES criteria matched */
     XTAP_STAT_FRAG_PENDING,        /* later fragments copied before their first (held in userspace) */
     XTAP_STAT_CAPTURE_NO_SOCKET,   /* copy dropped: no AF_XDP socket (controller not running) */
-    XTAP_STAT_GATE_NO_CONSUMER,    /* not cloned: the copy threads stopped refreshing the gate */
-    XTAP_STAT_GATE_BUDGET,         /* not cloned: over the copy budget */
+    XTAP_STAT_GATE_NO_CONSUMER,    /* selected, not copied: the copy threads stopped moving the gate */
+    XTAP_STAT_GATE_BUDGET,         /* selected, not copied: over the copy budget */
     XTAP_STAT_MAX
 };
 

@@ -18,7 +18,7 @@ struct {
 } control SEC(".maps");
 
 /* The copy gate (struct xtap_copy_gate); mmapable like `control`, but apart
- * from it: tc writes it on every copy, and `control` is read on every packet. */
+ * from it: the budget is written on every copy, `control` read on every packet. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(map_flags, BPF_F_MMAPABLE);

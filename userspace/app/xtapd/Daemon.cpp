@@ -820,8 +820,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
     // One copy thread: reads its queue of every capture interface.
     void pumpCopies(CopyLane& lane, const std::atomic<bool>& stop) {
         // Moves the copy gate's deadline on (xtap_abi.h): while any copy
-        // thread runs its loop, tc keeps cloning. A tenth of the timeout
-        // apart: tc reads that cache line on every copy.
+        // thread runs its loop, copies are made. A tenth of the timeout
+        // apart: the classifier reads that cache line on every copy.
         const uint64_t timeout_ns = consumerTimeoutNs();
         uint64_t gate_moved_at = 0;
         auto showLife = [&] {

@@ -46,7 +46,7 @@ class BpfMaps final : public MapWriter {
 
     void setEnabled(bool on);
     void setShedThreshold(uint32_t threshold);
-    // The copy gate (xtap_abi.h): no clone from `boot_ns` (CLOCK_BOOTTIME) on
+    // The copy gate (xtap_abi.h): no copy from `boot_ns` (CLOCK_BOOTTIME) on
     // unless it is moved again; 0 takes the deadline away.
     void setCopyDeadline(uint64_t boot_ns);
     // At most `copies_per_s` copies and `bits_per_s` bits of copied IP
