@@ -60,9 +60,25 @@ static __always_inline void budget_take(__u64 *tat, __u64 now, __u64 cost)
         __sync_fetch_and_add(tat, cost);
 }
 
-/* The copy gate (struct xtap_copy_gate): 1 when a copy of l3_len bytes may be
- * made now. */
-static __always_inline int copy_gate_admits(__u32 l3_len)
+/* Does a criterion of effective priority XTAP_RESERVED_PRIORITY or less want
+ * the copy? Asked only under a budget, once per copy. */
+static __always_inline int copy_is_important(const struct xtap_matches *m)
+{
+    __u32 n = m->count;
+    for (__u32 i = 0; i < XTAP_MAX_MATCHES; i++) {
+        if (i >= n)
+            break;
+        __u32 slot = m->refs[i].slot;
+        struct xtap_slot *s = bpf_map_lookup_elem(&slots, &slot);
+        if (s && s->priority <= XTAP_RESERVED_PRIORITY)
+            return 1;
+    }
+    return 0;
+}
+
+/* The copy gate (struct xtap_copy_gate): 1 when a copy of l3_len bytes for
+ * the criteria in `m` may be made now. */
+static __always_inline int copy_gate_admits(const struct xtap_matches *m, __u32 l3_len)
 {
     __u32 zero = 0;
     struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
@@ -78,7 +94,11 @@ static __always_inline int copy_gate_admits(__u32 l3_len)
         stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
         return 0;
     }
+    if (!interval && !ps_per_byte)
+        return 1;
     __u64 burst = READ_ONCE(g->burst_ns);
+    if (!copy_is_important(m))
+        burst -= burst / XTAP_RESERVE_DIVISOR; /* the reserve is not theirs */
     if ((interval && !budget_has_room(&g->tat_ns, now, burst)) ||
         (ps_per_byte && !budget_has_room(&g->tat_bytes_ns, now, burst))) {
         stat_inc(XTAP_STAT_GATE_BUDGET);
@@ -106,6 +126,21 @@ static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_l
             st->gated_bytes += l3_len;
         }
     }
+}
+
+/*
+ * The gate for a selected packet: 1 to copy it; 0 when refused, charged to its
+ * criteria. A global (noinline) function: its frame is not the transit
+ * program's, whose stack the classifier's call chain has nearly filled.
+ */
+__attribute__((noinline)) int copy_gate_decide(struct xtap_matches *m, __u32 l3_len)
+{
+    if (!m)
+        return 1;
+    if (copy_gate_admits(m, l3_len))
+        return 1;
+    gate_charge(m, l3_len);
+    return 0;
 }
 
 /*
@@ -150,11 +185,7 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
         stat_inc(XTAP_STAT_TRUNCATED);
     /* Checked here, before the XDP mark or the tc clone: a refused packet
      * costs the hook nothing more, and its criteria are known. */
-    if (!copy_gate_admits(p.l3_len)) {
-        gate_charge(&m, p.l3_len);
-        return 0;
-    }
-    return 1;
+    return copy_gate_decide(&m, p.l3_len);
 }
 
 /* Clone a selected skb to its interface's capture veth; the original goes on. */

@@ -164,10 +164,17 @@ XTAP_ASSERT_SIZE(struct xtap_control, 48);
  * beyond the copy budget the operator set, in copies and in bytes per second
  * (one GCRA each: a copy takes interval_ns, and its bytes times ps_per_byte,
  * of budget time; it is refused while either budget is more than burst_ns
- * ahead of the clock). Userspace writes the first four fields with single
- * stores; tc moves the tat_* fields (userspace zeroes them with a new budget),
- * on a cache line of their own because every admitted copy moves them.
+ * ahead of the clock). Priority is honoured as in the per-Cdest rate limit
+ * (userspace/delivery/RateLimit.h): the last quarter of the burst is kept for
+ * copies that a criterion of effective Priority 1 or less (the DTCP default)
+ * selected; a copy only less important criteria selected must leave it. So
+ * under overload the less important copies go first. Userspace writes the
+ * first four fields with single stores; tc moves the tat_* fields (userspace
+ * zeroes them with a new budget), on a cache line of their own because every
+ * admitted copy moves them.
  */
+#define XTAP_RESERVED_PRIORITY 1 /* at or below: may use the whole burst */
+#define XTAP_RESERVE_DIVISOR 4   /* the reserve: burst / 4 */
 struct xtap_copy_gate {
     __u64 live_until_ns; /* CLOCK_BOOTTIME: no copy from then on; 0: no deadline */
     __u64 interval_ns;   /* budget time of one copy (1e9 / copies/s); 0: no copy budget */

@@ -436,6 +436,37 @@ TEST_CASE("the copy gate: no copy past the consumer deadline, none over the budg
     CHECK(o.budget == 2);
 }
 
+TEST_CASE("the copy budget keeps its reserve for the most important criteria") {
+    BpfRig rig;
+    const auto vip = v4(198, 18, 13, 1), minor = v4(198, 18, 13, 2), peer = v4(198, 19, 0, 1);
+    FilterSet important{{hostFilter(vip)}};
+    important.priority = 1;  // the DTCP default: may use the reserve
+    FilterSet less{{hostFilter(minor)}};
+    less.priority = 5;
+    publish(rig, important);
+    publish(rig, less);
+    FilterSet both{{hostFilter(minor)}};  // a second, important criterion on `minor`
+    both.priority = 0;
+    auto selected = [&](const Address& target, int packets) {
+        const auto frame = buildFrame(tcp4(target, peer, 1, 2));
+        int n = 0;
+        for (int i = 0; i < packets; ++i) n += rig.runTransit(frame, 0).marked;
+        return n;
+    };
+    // One copy a second, 4 s of burst: 5 at once for the important, 4 for the
+    // others (the last second of it is the reserve).
+    rig.maps().setCopyBudget(1, 0, 4'000'000'000ull);
+    CHECK(selected(minor, 6) == 4);
+    CHECK(selected(vip, 3) == 1);  // the reserve
+    // With no burst there is no reserve: one copy, whoever asks first.
+    rig.maps().setCopyBudget(1, 0, 0);
+    CHECK(selected(minor, 2) == 1);
+    // A packet that an important criterion selects too is important.
+    publish(rig, both);
+    rig.maps().setCopyBudget(1, 0, 4'000'000'000ull);
+    CHECK(selected(minor, 6) == 5);
+}
+
 TEST_CASE("the kill switch stops all classification") {
     BpfRig rig;
     const auto target = v4(198, 18, 11, 1), peer = v4(198, 19, 0, 1);

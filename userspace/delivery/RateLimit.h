@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "xtap_abi.h"  // the reserve rule, shared with the copy gate
+
 namespace xtap::delivery {
 
 class TokenBucket {
@@ -20,8 +22,8 @@ class TokenBucket {
     using Clock = std::chrono::steady_clock;
 
     // Copies with a Priority at or below this use the reserve.
-    static constexpr uint16_t kReservedPriority = 1;
-    static constexpr uint64_t kReserveDivisor = 4;  // reserve = capacity / 4
+    static constexpr uint16_t kReservedPriority = XTAP_RESERVED_PRIORITY;
+    static constexpr uint64_t kReserveDivisor = XTAP_RESERVE_DIVISOR;  // reserve = capacity / 4
 
     // bits_per_second 0 = unlimited: admit() always says yes.
     TokenBucket(uint64_t bits_per_second, Clock::time_point now);
