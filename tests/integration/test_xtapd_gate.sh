@@ -135,6 +135,7 @@ in_ns "$RTR" "$XTAPCTL" status --socket "$SOCK" | grep -E "^  not cloned +$HUNG 
     fail "the status table does not show the gated copies"
 
 note "resumed (SIGCONT): copies flow again"
+sleep 0.3  # a copy thread wakes within its 100 ms poll timeout and moves the deadline on
 receive
 AGAIN=$(send 2000 0.25)
 settle

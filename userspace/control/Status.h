@@ -36,7 +36,7 @@ struct StageCounters {
     uint64_t excluded = 0;  // selected but the appliance's own traffic
     // Selected but not cloned: the copy gate (xtap_abi.h) was closed because
     // no copy thread had shown life within dataplane.consumer_timeout_ms, or
-    // the copy was over dataplane.copy_budget_pps.
+    // the copy was over the copy budget (dataplane.copy_budget_pps / _bps).
     uint64_t gate_no_consumer = 0;
     uint64_t gate_budget = 0;
     uint64_t cloned = 0;  // cloned to a capture veth by tc
