@@ -11,6 +11,8 @@
 #    copy_budget_bps: tc clones at most the budget (plus its burst), counts
 #    the rest as gate_budget, and the MD gets exactly the copies that were
 #    cloned.
+# 3. Under the budget, two flows at once, Priority 1 and Priority 5: the
+#    budget's reserve keeps the copies for the Priority 1 criterion.
 # Every stage adds up: matched = gated + cloned; and the MD's LIST counts the
 # gated copies of its criterion as dropped (X-XTap-Dropped-Packets), across
 # the restart.
@@ -177,5 +179,54 @@ for budget in '"copy_budget_pps": 100' '"copy_budget_bps": 91200'; do
     DROPPED_BEFORE=$DROPPED
     stop_xtapd
 done
+note "the budget keeps its reserve for Priority 1: two flows, Priority 1 and Priority 5"
+config ', "copy_budget_pps": 100, "copy_budget_burst_us": 90000' >"$WORK/xtap-budget.json"
+start_xtapd "$WORK/xtap-budget.json"
+R=$(in_ns "$MD" timeout 30 "$XTAPCTL" dtcp add 198.18.20.1 -p 32001 -l md1 -i "$WORK/md_key" \
+    --insecure-host-key --cdest-id cd1 --dest-address $TARGET --dest-port 9998 --protocol 17 \
+    --priority 5 --static 2>&1)
+echo "$R" | grep -q "200 OK" || fail "ADD (Priority 5) refused: $R"
+per_criterion() {  # "ID MATCHED DROPPED" per criterion, from the MD's LIST
+    in_ns "$MD" timeout 30 "$XTAPCTL" dtcp list 198.18.20.1 -p 32001 -l md1 -i "$WORK/md_key" \
+        --insecure-host-key --detail stats 2>&1 | tr -d '\r' | awk -F': ' '
+        toupper($1) == "CRITERIA-ID" {id = $2}
+        toupper($1) == "MATCHING-PACKETS" {m[id] = $2}
+        toupper($1) == "X-XTAP-DROPPED-PACKETS" {d[id] = $2}
+        END {for (i in m) print i, m[i], d[i]}' | sort -n
+}
+BEFORE=$(per_criterion)
+echo "before: $BEFORE"
+receive
+# Both flows at once, each 10 times the budget.
+in_ns "$NET" timeout 30 "$FLOWGEN" -i i0 --dst-mac "$R1_MAC" --src 198.18.2.2 --dst $TARGET \
+    --dport 9998 --size 128 --threads 1 --pps 1000 --duration 1 >/dev/null &
+MINOR_SENDER=$!
+send 1000 1 >/dev/null
+wait "$MINOR_SENDER" || fail "flowgen (Priority 5 flow) failed"
+settle
+GOT=$(received)
+AFTER=$(per_criterion)
+echo "after: $AFTER"
+copies_of() {  # copies_of ID: matched - dropped since BEFORE
+    python3 - "$1" "$BEFORE" "$AFTER" <<'PY'
+import sys
+want, before, after = sys.argv[1], sys.argv[2], sys.argv[3]
+def table(text):
+    return {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in text.splitlines() if l.strip()}
+b, a = table(before), table(after)
+m0, d0 = b.get(want, (0, 0))
+m1, d1 = a[want]
+print((m1 - m0) - (d1 - d0))
+PY
+}
+IMPORTANT=$(copies_of 1) MINOR=$(copies_of 2)
+echo "copies this phase: Priority 1: $IMPORTANT, Priority 5: $MINOR; the MD got $GOT"
+# 1 s at 100 a second and 10 at once: about 110 in all; the Priority 5 flow
+# gets what is left below three quarters of the burst, which the other flow
+# alone keeps full.
+[[ $IMPORTANT -ge 80 ]] || fail "Priority 1 got $IMPORTANT copies of about 100"
+[[ $MINOR -le $(( IMPORTANT / 4 )) ]] || fail "Priority 5 got $MINOR copies against $IMPORTANT for Priority 1"
+[[ $GOT -eq $(( IMPORTANT + MINOR )) ]] || fail "the MD got $GOT, the criteria account for $(( IMPORTANT + MINOR ))"
+stop_xtapd
 grep "$TARGET" "$WORK/xtapd.log" && fail "xtapd's log names the target"
 echo "PASS: the copy gate"
