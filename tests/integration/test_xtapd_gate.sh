@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The copy gate (bpf/include/xtap_abi.h, docs/config.md): tc makes no copy
+# The copy gate (bpf/include/xtap_abi.h, docs/config.md): xtap makes no copy
 # nobody will read, and none beyond the operator's copy budget.
 #   tgt (target 198.18.1.2) -- r0 [rtr: xtapd] r1 -- inet
 #                                              r2 -- md (cleartext destination)
