@@ -588,20 +588,24 @@ dtcp::AddRequest StoredRequest::toAddRequest() const {
     return r;
 }
 
-MatchCounters CriteriaStore::matched(const Criterion& c) const {
-    const dataplane::SlotCounters now = data_plane_.counters(c.slot);
-    return c.baseline + MatchCounters{now.packets, now.bytes};
-}
-
 namespace {
+// A slot's share of a criterion's counts: what it matched, and of that what
+// the copy gate refused.
+MatchCounters countedOf(const dataplane::SlotCounters& slot) {
+    return {slot.packets, slot.bytes};
+}
 MatchCounters gatedOf(const dataplane::SlotCounters& slot) {
     return {slot.gated_packets, slot.gated_bytes};
 }
 }  // namespace
 
+MatchCounters CriteriaStore::matched(const Criterion& c) const {
+    return c.baseline + countedOf(data_plane_.counters(c.slot));
+}
+
 CriteriaStore::Counts CriteriaStore::counts(const Criterion& c) const {
     const dataplane::SlotCounters now = data_plane_.counters(c.slot);
-    return {c.baseline + MatchCounters{now.packets, now.bytes}, c.dropped + gatedOf(now)};
+    return {c.baseline + countedOf(now), c.dropped + gatedOf(now)};
 }
 
 Lifetime CriteriaStore::lifetime(const Criterion& c, uint64_t now_ns) const {
@@ -842,7 +846,7 @@ bool CriteriaStore::republish(const CriterionKey& key, std::vector<dataplane::Fi
     // The old slot's counts move into the baseline (and its gate refusals
     // into the drops) before it goes.
     const dataplane::SlotCounters old = data_plane_.counters(c->slot);
-    c->baseline = c->baseline + MatchCounters{old.packets, old.bytes};
+    c->baseline = c->baseline + countedOf(old);
     c->dropped = c->dropped + gatedOf(old);
     data_plane_.withdraw(c->slot);
     unindex(c->slot.slot);
@@ -878,13 +882,13 @@ json CriteriaStore::criterionJson(const Criterion& c, const Instant& now) const 
                {"added", timestampText(c.added)},
                {"refresh_count", c.refresh_count},
                {"last_refresh", timestampText(c.last_refresh)},
-               {"matched", countersJson(c.baseline + MatchCounters{slot.packets, slot.bytes})},
+               {"matched", countersJson(c.baseline + countedOf(slot))},
                {"counted_at_refresh", countersJson(c.counted_at_refresh)},
                {"dropped", countersJson(c.dropped + gatedOf(slot))}};
     if (data_plane_.isLive(c.slot)) {
         entry["slot"] = {{"slot", c.slot.slot},
                          {"gen", c.slot.gen},
-                         {"counted", countersJson({slot.packets, slot.bytes})},
+                         {"counted", countersJson(countedOf(slot))},
                          {"gated", countersJson(gatedOf(slot))}};
     }
     if (c.total_deadline_ns != 0) {

@@ -824,9 +824,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
         // apart: the classifier reads that cache line on every copy.
         const uint64_t timeout_ns = consumerTimeoutNs();
         uint64_t gate_moved_at = 0;
-        auto showLife = [&] {
+        auto showLife = [&](uint64_t now) {
             if (timeout_ns == 0) return;
-            const uint64_t now = bootNs();
             if (now - gate_moved_at < timeout_ns / 10) return;
             maps->setCopyDeadline(now + timeout_ns);
             gate_moved_at = now;
@@ -881,7 +880,10 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                 ::poll(fds.data(), fds.size(), 100);
             else if (next == Next::Pause)
                 std::this_thread::sleep_for(std::max(coalesce, kMinPause));
-            showLife();
+            // One clock reading per batch: the gate's deadline, the rate limit
+            // and the fragment window need no finer grain than a batch takes.
+            const uint64_t boot_now = bootNs();
+            showLife(boot_now);
             size_t got = 0;
             bool full = false;
             std::lock_guard lane_guard(lane.mutex);
@@ -894,10 +896,8 @@ struct Daemon::Impl : dtcp::DtcpEndpoint, dtcp::InterfaceResolver, dtcp::Destina
                     next = Next::Pause;
                     continue;
                 }
-                // One clock reading per batch: the rate limit and the fragment
-                // window need no finer grain than a batch takes.
                 lane.now = std::chrono::steady_clock::now();
-                lane.boot_ns = bootNs();
+                lane.boot_ns = boot_now;
                 chargeLateDrops(lane);  // the last flush's, if the lock was busy then
                 if (!lane.parked.empty()) {
                     // Copies go on in arrival order: while some are parked,

@@ -187,7 +187,7 @@ std::optional<BpfMaps::CounterTable> BpfMaps::readCounterTable() const {
     table.zeroed_epoch = zeroed_epoch_.load(std::memory_order_acquire);
     table.slots.assign(slot_capacity_, SlotCounters{});
     std::vector<uint32_t> keys(kChunk);
-    std::vector<xtap_slot_stats> values(kChunk * cpus);  // 24 bytes: already 8-aligned
+    std::vector<xtap_slot_stats> values(kChunk * cpus);  // 40 bytes: already 8-aligned
     uint32_t in_batch = 0, out_batch = 0;
     bool first = true;
     for (;;) {
