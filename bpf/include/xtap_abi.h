@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define XTAP_ABI_VERSION 3
+#define XTAP_ABI_VERSION 4
 
 /* Limits. The map capacities are defaults: the loader resizes maps before load. */
 #define XTAP_MAX_MASKS 256         /* distinct tuple-space masks (mask_id is a u8) */
@@ -102,7 +102,7 @@ XTAP_ASSERT_SIZE(struct xtap_rule, 72);
 #define XTAP_SLOT_ENABLED 1U
 struct xtap_slot {
     __u32 state;
-    __u16 priority; /* effective priority; higher value is shed first */
+    __u16 priority; /* effective priority: 1 is kept under the copy budget (copy_gate) */
     __u16 flags;
     __u64 expiry_ns; /* CLOCK_BOOTTIME deadline; 0 = none */
 };
@@ -112,12 +112,11 @@ XTAP_ASSERT_SIZE(struct xtap_slot, 16);
 struct xtap_slot_stats {
     __u64 packets;
     __u64 bytes;
-    __u64 shed; /* matched but not copied because of overload shedding */
     /* Matched (and counted above) but not copied: the copy gate refused. */
     __u64 gated_packets;
     __u64 gated_bytes;
 };
-XTAP_ASSERT_SIZE(struct xtap_slot_stats, 40);
+XTAP_ASSERT_SIZE(struct xtap_slot_stats, 32);
 
 /*
  * Per-criterion counts that only userspace writes (it is their one writer, so
@@ -145,7 +144,6 @@ XTAP_ASSERT_SIZE(struct xtap_slot_released, 16);
 /* Global knobs, in an mmapable one-row array written with single stores. */
 struct xtap_control {
     __u32 mask_count;     /* rows [0, mask_count) of `masks` are scanned */
-    __u32 shed_threshold; /* 0: no shedding; else slots with priority >= it are shed */
     __u32 enabled;        /* 0: classify nothing (global kill switch) */
     __u32 excludes;       /* entries in `excludes`: 0 skips the own-traffic check */
     __u32 anchor_lens[2]; /* per family: hashed anchor lengths, one per byte, 0xff = none */
@@ -154,7 +152,7 @@ struct xtap_control {
     __u32 anchor_hash_shift; /* 64 - log2(bits in `anchor_bits`); 0: no bitmap, probe the hash */
     __u32 egress;            /* a published mask compares oifindex: do the FIB lookup */
 };
-XTAP_ASSERT_SIZE(struct xtap_control, 48);
+XTAP_ASSERT_SIZE(struct xtap_control, 44);
 
 /*
  * The copy gate (map `copy_gate`, one row), checked once a packet is selected,
@@ -327,7 +325,6 @@ enum xtap_stat {
     XTAP_STAT_PREFILTER_HIT,       /* an address is a target: masks scanned */
     XTAP_STAT_MATCHED,             /* at least one criterion matched */
     XTAP_STAT_EXCLUDED,            /* matched but the appliance's own traffic */
-    XTAP_STAT_SHED,                /* matched but every match shed */
     XTAP_STAT_MARKED,              /* metadata mark written */
     XTAP_STAT_MARK_FAILED,         /* no headroom for the mark */
     XTAP_STAT_CLONED,              /* tc cloned to the capture veth */

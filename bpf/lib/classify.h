@@ -26,9 +26,7 @@ struct classify_ctx {
     struct xtap_matches *m;
     struct xtap_maskset want; /* masks the prefilter says could match */
     __u64 now;
-    __u32 shed_threshold;
     __u32 count; /* bump per-criterion counters (transit side only) */
-    __u32 shed;  /* matches dropped by shedding */
     __u32 skipped_l4; /* a wanted mask needs ports this packet does not carry */
 };
 
@@ -65,7 +63,6 @@ static __always_inline struct xtap_slot *classify_live_slot(struct xtap_ref *ref
  * it once, not once per call site and loop iteration, which keeps the mask
  * loop within the verifier's budget. Arguments are scalars plus the matches
  * buffer because a global function cannot follow pointers stored in memory.
- * Returns 1 when the match was shed.
  */
 #define XTAP_ADD_COUNT (1ULL << 63)
 __attribute__((noinline)) int classify_add(struct xtap_matches *m, __u32 slot_id, __u32 gen,
@@ -84,21 +81,13 @@ __attribute__((noinline)) int classify_add(struct xtap_matches *m, __u32 slot_id
         if (m->refs[i].slot == slot_id)
             return 0; /* a second filter of the same criterion */
     }
-    __u32 threshold = (opts >> 32) & 0xffff;
-    int shed = threshold && s->priority >= threshold;
     if (opts & XTAP_ADD_COUNT) {
         struct xtap_slot_stats *st = bpf_map_lookup_elem(&slot_stats, &slot_id);
         if (st) {
-            if (shed) {
-                st->shed += 1;
-            } else {
-                st->packets += 1;
-                st->bytes += (__u32)opts;
-            }
+            st->packets += 1;
+            st->bytes += (__u32)opts;
         }
     }
-    if (shed)
-        return 1;
     if (n >= XTAP_MAX_MATCHES) {
         m->truncated = 1;
         return 0;
@@ -110,10 +99,10 @@ __attribute__((noinline)) int classify_add(struct xtap_matches *m, __u32 slot_id
 
 static __always_inline void classify_ref(struct classify_ctx *c, struct xtap_ref *ref)
 {
-    __u64 opts = ((__u64)(c->shed_threshold & 0xffff) << 32) | c->pkt->l3_len;
+    __u64 opts = c->pkt->l3_len;
     if (c->count)
         opts |= XTAP_ADD_COUNT;
-    c->shed += classify_add(c->m, ref->slot, ref->gen, c->now, opts);
+    classify_add(c->m, ref->slot, ref->gen, c->now, opts);
 }
 
 static long classify_mask_cb(__u32 i, void *data)
@@ -379,7 +368,6 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
         return -1;
     if (count)
         stat_inc(XTAP_STAT_PREFILTER_HIT);
-    c.shed_threshold = READ_ONCE(ctl->shed_threshold);
     c.count = count;
     /* Past the prefilter only, and only while some mask compares it. */
     if (READ_ONCE(ctl->egress))
@@ -424,8 +412,6 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
             stat_inc(XTAP_STAT_FRAG_TRACKED);
         }
     }
-    if (count && c.shed && !m->count)
-        stat_inc(XTAP_STAT_SHED);
     /*
      * A later fragment that came before its first: its ports are unknown, and
      * a port-scoped criterion on its addresses may still want it. It is

@@ -342,25 +342,6 @@ TEST_CASE("the appliance's own traffic is never copied, even when a criterion na
     CHECK(rig.maps().readStats()[XTAP_STAT_EXCLUDED] == 2);
 }
 
-TEST_CASE("overload shedding counts but does not copy the least important criteria") {
-    BpfRig rig;
-    const auto target = v4(198, 18, 10, 1), peer = v4(198, 19, 0, 1);
-    FilterSet important{{hostFilter(target)}};
-    important.priority = 1;
-    FilterSet minor{{hostFilter(target)}};
-    minor.priority = 5;
-    const SlotRef a = publish(rig, important);
-    const SlotRef b = publish(rig, minor);
-    rig.maps().setShedThreshold(3);
-    const auto frame = buildFrame(tcp4(target, peer, 1, 2));
-    CHECK(rig.runTransit(frame, 0).marked);
-    CHECK(rig.runCapture(frame, 0).slots == std::vector<uint32_t>{a.slot});
-    CHECK(rig.dp().counters(b).shed == 1);
-    CHECK(rig.dp().counters(b).packets == 0);
-    rig.maps().setShedThreshold(0);
-    CHECK(rig.runCapture(frame, 0).slots.size() == 2);
-}
-
 TEST_CASE("the copy gate: no copy past the consumer deadline, none over the budget") {
     BpfRig rig;
     const auto target = v4(198, 18, 12, 1), other = v4(198, 18, 12, 2), peer = v4(198, 19, 0, 1);

@@ -15,7 +15,6 @@ namespace xtap::dataplane {
 struct SlotCounters {
     uint64_t packets = 0;
     uint64_t bytes = 0;
-    uint64_t shed = 0;
     // Of packets and bytes: not copied, the copy gate refused (xtap_abi.h).
     uint64_t gated_packets = 0;
     uint64_t gated_bytes = 0;

@@ -165,7 +165,6 @@ int main(int argc, char** argv) {
                 const auto c = dp.counters(ref);
                 per[name] = {{"packets", c.packets},
                              {"bytes", c.bytes},
-                             {"shed", c.shed},
                              {"copies", copies[name]},
                              {"live", dp.isLive(ref)}};
             }

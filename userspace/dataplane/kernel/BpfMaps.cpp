@@ -30,7 +30,6 @@ MappedRegion mapArray(const XtapObject& obj, const char* name) {
 void add(SlotCounters& sum, const xtap_slot_stats& v) {
     sum.packets += v.packets;
     sum.bytes += v.bytes;
-    sum.shed += v.shed;
     sum.gated_packets += v.gated_packets;
     sum.gated_bytes += v.gated_bytes;
 }
@@ -187,7 +186,7 @@ std::optional<BpfMaps::CounterTable> BpfMaps::readCounterTable() const {
     table.zeroed_epoch = zeroed_epoch_.load(std::memory_order_acquire);
     table.slots.assign(slot_capacity_, SlotCounters{});
     std::vector<uint32_t> keys(kChunk);
-    std::vector<xtap_slot_stats> values(kChunk * cpus);  // 40 bytes: already 8-aligned
+    std::vector<xtap_slot_stats> values(kChunk * cpus);  // 32 bytes: already 8-aligned
     uint32_t in_batch = 0, out_batch = 0;
     bool first = true;
     for (;;) {
@@ -341,10 +340,6 @@ void BpfMaps::setEgress(bool on) {
 
 void BpfMaps::setEnabled(bool on) {
     store(control_->enabled, on ? 1u : 0u);
-}
-
-void BpfMaps::setShedThreshold(uint32_t threshold) {
-    store(control_->shed_threshold, threshold);
 }
 
 void BpfMaps::setCopyDeadline(uint64_t boot_ns) {

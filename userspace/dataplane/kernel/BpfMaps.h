@@ -45,7 +45,6 @@ class BpfMaps final : public MapWriter {
     void setEgress(bool on) override;
 
     void setEnabled(bool on);
-    void setShedThreshold(uint32_t threshold);
     // The copy gate (xtap_abi.h): no copy from `boot_ns` (CLOCK_BOOTTIME) on
     // unless it is moved again; 0 takes the deadline away.
     void setCopyDeadline(uint64_t boot_ns);
@@ -79,7 +78,7 @@ class BpfMaps final : public MapWriter {
     };
     std::optional<CounterTable> readCounterTable() const;  // nullopt: the batch read failed
     bool installCounterSnapshot(CounterTable table);
-    // Frees it too: 40 B a slot (5.2 MB at 131,072 slots) held only during the pass.
+    // Frees it too: 32 B a slot (4.2 MB at 131,072 slots) held only during the pass.
     void dropCounterSnapshot() {
         snapshot_valid_ = false;
         snapshot_ = {};
