@@ -45,6 +45,9 @@ COPY_LABELS = {
     "md-plain-native": "xtapd, native XDP, to an MD without UDP GRO (each GSO message split on these vCPUs)",
     "md-plain-generic": "xtapd, generic XDP, to an MD without UDP GRO (each GSO message split on these vCPUs)",
     "md-plain-tc": "xtapd, tc hook, to an MD without UDP GRO (each GSO message split on these vCPUs)",
+    "md-ingress-native": "xtapd, native XDP, to an MD counting copies at its ingress hook (no receive on these vCPUs)",
+    "md-ingress-generic": "xtapd, generic XDP, to an MD counting copies at its ingress hook (no receive on these vCPUs)",
+    "md-ingress-tc": "xtapd, tc hook, to an MD counting copies at its ingress hook (no receive on these vCPUs)",
     "stopped-native": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
     "stopped-generic": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
     "stopped-tc": "xtapd hung (SIGSTOP), copy gate on: copies stop after dataplane.consumer_timeout_ms",
@@ -260,35 +263,49 @@ def build(args):
         targets = {}
         for size, t in result["copy"].items():
             n = t.get("nft-dup")
+            # The targets are the UDP receiver's (issue 7); the MD counting at
+            # its ingress hook shows what its receive costs on these vCPUs.
             for mode in MODES:
-                x = t.get(f"xtapd-{mode}")
-                if x and n and x["pps"] and n["pps"]:
-                    targets[f"{size}B {mode}: forwarding rate >= nftables dup"] = {
-                        "value": x["pps"] / n["pps"], "met": x["pps"] >= n["pps"]}
-                if x and x.get("copies_delivered_fraction") is not None:
-                    targets[f"{size}B {mode}: copies delivered >= 99.9%"] = {
-                        "value": x["copies_delivered_fraction"], "met": x["copies_delivered_fraction"] >= 0.999}
+                for config, note in ((f"xtapd-{mode}", ""), (f"md-ingress-{mode}", " [MD counting at ingress]")):
+                    x = t.get(config)
+                    if x and n and x["pps"] and n["pps"]:
+                        targets[f"{size}B {mode}: forwarding rate >= nftables dup{note}"] = {
+                            "value": x["pps"] / n["pps"], "met": x["pps"] >= n["pps"]}
+                    if x and x.get("copies_delivered_fraction") is not None:
+                        targets[f"{size}B {mode}: copies delivered >= 99.9%{note}"] = {
+                            "value": x["copies_delivered_fraction"], "met": x["copies_delivered_fraction"] >= 0.999}
         result["copy_targets"] = targets
     if args.zero_loss:
         rows = [json.loads(l) for l in open(args.zero_loss) if l.strip()]
+        # {config: {size: search}}: xtapd-MODE (the MD's UDP socket) and
+        # md-ingress-MODE (the MD counting at its ingress hook).
         zl = {}
-        for size in sorted({r["size"] for r in rows}):
-            probes = [r for r in rows if r["size"] == size]
-            ok = [r for r in probes if r["loss"] <= ZERO_LOSS]
-            best = max(ok, key=lambda r: r["offered_pps"]) if ok else None
-            zl[str(size)] = {"threshold_loss": ZERO_LOSS, "probes": probes,
-                             "mode": probes[0].get("config", "xtapd-native").removeprefix("xtapd-"),
-                             "highest_offered_pps_within_threshold": best["offered_pps"] if best else 0,
-                             "copies_per_s_there": best["copies_per_s"] if best else 0}
+        for config in dict.fromkeys(r.get("config", "xtapd-native") for r in rows):
+            for size in sorted({r["size"] for r in rows if r.get("config", "xtapd-native") == config}):
+                probes = [r for r in rows if r["size"] == size and r.get("config", "xtapd-native") == config]
+                ok = [r for r in probes if r["loss"] <= ZERO_LOSS]
+                # Past the machine's saturation the sender falls short of the
+                # offered rate: the most copies/s of a passing probe is then
+                # the figure, not the copies/s of the highest offered rate.
+                best = max(ok, key=lambda r: r["copies_per_s"]) if ok else None
+                zl.setdefault(config, {})[str(size)] = {
+                    "threshold_loss": ZERO_LOSS, "probes": probes, "mode": config.rsplit("-", 1)[-1],
+                    "highest_offered_pps_within_threshold": max((r["offered_pps"] for r in ok), default=0),
+                    "most_copies_per_s_within_threshold": best["copies_per_s"] if best else 0,
+                    # Every probe passed, the sender short of its offered rate:
+                    # no copy loss up to where the machine saturated.
+                    "no_loss_to_saturation": len(ok) == len(probes) and bool(ok) and
+                    ok[-1]["achieved_pps"] < 0.95 * ok[-1]["offered_pps"]}
         result["copy_zero_loss"] = zl
         targets = result.setdefault("copy_targets", {})
-        for size, z in zl.items():
-            t = (result.get("copy") or {}).get(size, {}).get("tcpdump")
-            if t and t.get("copies_per_s"):
-                v = z["copies_per_s_there"] / t["copies_per_s"]
-                mode = z["mode"]
-                targets[f"{size}B {mode}: copies/s with loss <= {ZERO_LOSS:.1%} >= tcpdump's capture rate"] = {
-                    "value": v, "met": v >= 1}
+        for config, by_size in zl.items():
+            note = " [MD counting at ingress]" if config.startswith("md-ingress-") else ""
+            for size, z in by_size.items():
+                t = (result.get("copy") or {}).get(size, {}).get("tcpdump")
+                if t and t.get("copies_per_s"):
+                    v = z["most_copies_per_s_within_threshold"] / t["copies_per_s"]
+                    targets[f"{size}B {z['mode']}: copies/s with loss <= {ZERO_LOSS:.1%} >= tcpdump's capture "
+                            f"rate{note}"] = {"value": v, "met": v >= 1}
     if args.classifier:
         result["classifier"] = json.load(open(args.classifier))
     if "control" in result["meta"]["sections"]:
@@ -399,13 +416,17 @@ def markdown(result):
                 lines.append(f"| {name} | {t['value']:.4f} | {'yes' if t['met'] else 'no'} |")
             lines.append("")
     if result.get("copy_zero_loss"):
-        mode = next(iter(result["copy_zero_loss"].values()))["mode"]
+        mode = next(iter(next(iter(result["copy_zero_loss"].values())).values()))["mode"]
         lines += [f"### Highest offered rate with copy loss <= 0.1% (xtapd {mode})", "",
-                  "| size | offered pps | copies/s | probes (offered pps: loss) |", "|---:|---:|---:|---|"]
-        for size, z in result["copy_zero_loss"].items():
-            probes = ", ".join(f"{p['offered_pps']:,.0f}: {100 * p['loss']:.2f}%" for p in z["probes"])
-            lines.append(f"| {size} | {fmt(z['highest_offered_pps_within_threshold'])} "
-                         f"| {fmt(z['copies_per_s_there'])} | {probes} |")
+                  "| MD | size | highest offered pps | most copies/s | probes (offered pps: loss) |",
+                  "|---|---:|---:|---:|---|"]
+        for config, by_size in result["copy_zero_loss"].items():
+            md = "counting at its ingress hook" if config.startswith("md-ingress-") else "UDP socket"
+            for size, z in by_size.items():
+                probes = ", ".join(f"{p['offered_pps']:,.0f}: {100 * p['loss']:.2f}%" for p in z["probes"])
+                sat = " (no loss up to the machine's saturation)" if z["no_loss_to_saturation"] else ""
+                lines.append(f"| {md} | {size} | {fmt(z['highest_offered_pps_within_threshold'])} "
+                             f"| {fmt(z['most_copies_per_s_within_threshold'])}{sat} | {probes} |")
         lines.append("")
     if "classifier" in result:
         c = result["classifier"]
