@@ -102,7 +102,7 @@ XTAP_ASSERT_SIZE(struct xtap_rule, 72);
 #define XTAP_SLOT_ENABLED 1U
 struct xtap_slot {
     __u32 state;
-    __u16 priority; /* effective priority: 1 is kept under the copy budget (copy_gate) */
+    __u16 priority; /* effective; <= XTAP_RESERVED_PRIORITY may use the copy budget's reserve */
     __u16 flags;
     __u64 expiry_ns; /* CLOCK_BOOTTIME deadline; 0 = none */
 };
