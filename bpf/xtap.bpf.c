@@ -50,6 +50,14 @@ static __always_inline int budget_has_room(__u64 *tat, __u64 now, __u64 burst)
     return t <= now || t - now <= burst;
 }
 
+/* Both budgets that are set (interval, ps_per_byte not 0) have room. */
+static __always_inline int budgets_have_room(struct xtap_copy_gate *g, __u64 now, __u64 burst,
+                                             __u64 interval, __u64 ps_per_byte)
+{
+    return (!interval || budget_has_room(&g->tat_ns, now, burst)) &&
+           (!ps_per_byte || budget_has_room(&g->tat_bytes_ns, now, burst));
+}
+
 /* Take `cost` ns of budget. CPUs race here: the add is atomic, the restart
  * after an idle spell is not (a race there admits a copy or two more). */
 static __always_inline void budget_take(__u64 *tat, __u64 now, __u64 cost)
@@ -61,7 +69,7 @@ static __always_inline void budget_take(__u64 *tat, __u64 now, __u64 cost)
 }
 
 /* Does a criterion of effective priority XTAP_RESERVED_PRIORITY or less want
- * the copy? Asked only under a budget, once per copy. */
+ * the copy? Asked only for a copy that needs the budget's reserve. */
 static __always_inline int copy_is_important(const struct xtap_matches *m)
 {
     __u32 n = m->count;
@@ -97,10 +105,11 @@ static __always_inline int copy_gate_admits(const struct xtap_matches *m, __u32 
     if (!interval && !ps_per_byte)
         return 1;
     __u64 burst = READ_ONCE(g->burst_ns);
-    if (!copy_is_important(m))
-        burst -= burst / XTAP_RESERVE_DIVISOR; /* the reserve is not theirs */
-    if ((interval && !budget_has_room(&g->tat_ns, now, burst)) ||
-        (ps_per_byte && !budget_has_room(&g->tat_bytes_ns, now, burst))) {
+    /* Outside the reserve every copy is admitted alike; only a copy that
+     * needs the reserve pays for the priority lookups. */
+    __u64 shared = burst - burst / XTAP_RESERVE_DIVISOR;
+    if (!budgets_have_room(g, now, shared, interval, ps_per_byte) &&
+        !(copy_is_important(m) && budgets_have_room(g, now, burst, interval, ps_per_byte))) {
         stat_inc(XTAP_STAT_GATE_BUDGET);
         return 0;
     }
