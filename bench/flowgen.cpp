@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -168,6 +169,11 @@ void sendLoop(const FlowSpec& spec, unsigned flows, int ifindex, unsigned cpu,
         m.msg_hdr.msg_iov = &iovs[i % iovs.size()];
         m.msg_hdr.msg_iovlen = 1;
     }
+    // A paced batch holds at most 1 ms of the rate: a slow flow goes out
+    // packet by packet, not as a 64-frame train every 64 ms, so two paced
+    // flows interleave as the tests that race them assume.
+    const unsigned batch =
+        pps > 0 ? unsigned(std::clamp(pps / 1000.0, 1.0, double(kBatch))) : unsigned(kBatch);
     const auto start = Clock::now();
     while (true) {
         const auto now = Clock::now();
@@ -179,7 +185,7 @@ void sendLoop(const FlowSpec& spec, unsigned flows, int ifindex, unsigned cpu,
                 continue;
             }
         }
-        const int n = ::sendmmsg(sock.fd, msgs.data(), kBatch, 0);
+        const int n = ::sendmmsg(sock.fd, msgs.data(), batch, 0);
         if (n < 0) {
             ++result.errors;  // ENOBUFS and the like: the path is full
             continue;
