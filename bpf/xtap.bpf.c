@@ -84,40 +84,54 @@ static __always_inline int copy_is_important(const struct xtap_matches *m)
     return 0;
 }
 
-/* The copy gate (struct xtap_copy_gate): 1 when a copy of l3_len bytes for
- * the criteria in `m` may be made now. */
-static __always_inline int copy_gate_admits(const struct xtap_matches *m, __u32 l3_len)
+/* The copy gate's verdicts. */
+#define GATE_COPY 0
+#define GATE_NO_CONSUMER 1
+#define GATE_OVER_BUDGET 2
+
+/* The copy gate (struct xtap_copy_gate): may a copy of l3_len bytes for the
+ * criteria in `m` be made now? */
+static __always_inline int copy_gate_verdict(const struct xtap_matches *m, __u32 l3_len)
 {
     __u32 zero = 0;
     struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
     if (!g)
-        return 1;
+        return GATE_COPY;
     __u64 live_until = READ_ONCE(g->live_until_ns);
     __u64 interval = READ_ONCE(g->interval_ns);
     __u64 ps_per_byte = READ_ONCE(g->ps_per_byte);
     if (!live_until && !interval && !ps_per_byte)
-        return 1;
+        return GATE_COPY;
     __u64 now = bpf_ktime_get_boot_ns();
     if (live_until && now >= live_until) {
         stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
-        return 0;
+        return GATE_NO_CONSUMER;
     }
     if (!interval && !ps_per_byte)
-        return 1;
-    __u64 burst = READ_ONCE(g->burst_ns);
-    /* Outside the reserve every copy is admitted alike; only a copy that
-     * needs the reserve pays for the priority lookups. */
-    __u64 shared = burst - burst / XTAP_RESERVE_DIVISOR;
-    if (!budgets_have_room(g, now, shared, interval, ps_per_byte) &&
-        !(copy_is_important(m) && budgets_have_room(g, now, burst, interval, ps_per_byte))) {
+        return GATE_COPY;
+    /* A fragmented datagram is copied whole or not at all: its later
+     * fragments take the first fragment's verdict, and an admitted one is
+     * charged even past the burst (the budget pays it back before more). */
+    if (m->datagram == XTAP_DATAGRAM_OVER_BUDGET) {
         stat_inc(XTAP_STAT_GATE_BUDGET);
-        return 0;
+        return GATE_OVER_BUDGET;
+    }
+    if (m->datagram != XTAP_DATAGRAM_ADMITTED) {
+        __u64 burst = READ_ONCE(g->burst_ns);
+        /* Outside the reserve every copy is admitted alike; only a copy that
+         * needs the reserve pays for the priority lookups. */
+        __u64 shared = burst - burst / XTAP_RESERVE_DIVISOR;
+        if (!budgets_have_room(g, now, shared, interval, ps_per_byte) &&
+            !(copy_is_important(m) && budgets_have_room(g, now, burst, interval, ps_per_byte))) {
+            stat_inc(XTAP_STAT_GATE_BUDGET);
+            return GATE_OVER_BUDGET;
+        }
     }
     if (interval)
         budget_take(&g->tat_ns, now, interval);
     if (ps_per_byte)
         budget_take(&g->tat_bytes_ns, now, (__u64)l3_len * ps_per_byte / 1000);
-    return 1;
+    return GATE_COPY;
 }
 
 /* What the gate refused, per criterion: LIST shows it in the criterion's
@@ -137,18 +151,32 @@ static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_l
     }
 }
 
+/* The budget refused a first fragment: its entry in the fragment table (the
+ * classifier made it) says so to the fragments after it. */
+static __always_inline void datagram_over_budget(struct xtap_pkt *p)
+{
+    struct xtap_frag_key fk;
+    frag_key_of(p, &fk);
+    struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
+    if (fv)
+        fv->flags |= XTAP_FRAG_OVER_BUDGET;
+}
+
 /*
  * The gate for a selected packet: 1 to copy it; 0 when refused, charged to its
  * criteria. A global (noinline) function: its frame is not the transit
  * program's, whose stack the classifier's call chain has nearly filled.
  */
-__attribute__((noinline)) int copy_gate_decide(struct xtap_matches *m, __u32 l3_len)
+__attribute__((noinline)) int copy_gate_decide(struct xtap_matches *m, struct xtap_pkt *p)
 {
-    if (!m)
+    if (!m || !p)
         return 1;
-    if (copy_gate_admits(m, l3_len))
+    int verdict = copy_gate_verdict(m, p->l3_len);
+    if (verdict == GATE_COPY)
         return 1;
-    gate_charge(m, l3_len);
+    gate_charge(m, p->l3_len);
+    if (verdict == GATE_OVER_BUDGET && p->frag == XTAP_FRAG_FIRST)
+        datagram_over_budget(p);
     return 0;
 }
 
@@ -174,6 +202,7 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
         p.l3_len = wire_len - (__u32)(l3 - data);
     m.count = 0;
     m.truncated = 0;
+    m.datagram = XTAP_DATAGRAM_UNKNOWN;
     int pending = classify(ctx, &p, l3, end, &m, 1);
     if (pending < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
@@ -194,7 +223,7 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
         stat_inc(XTAP_STAT_TRUNCATED);
     /* Checked here, before the XDP mark or the tc clone: a refused packet
      * costs the hook nothing more, and its criteria are known. */
-    return copy_gate_decide(&m, p.l3_len);
+    return copy_gate_decide(&m, &p);
 }
 
 /* Clone a selected skb to its interface's capture veth; the original goes on. */
@@ -330,6 +359,7 @@ static __always_inline int capture(struct xdp_md *ctx, const int in_frame)
     p.key.ifindex = transit_ifindex;
     mp->count = 0;
     mp->truncated = 0;
+    mp->datagram = XTAP_DATAGRAM_UNKNOWN;
     int pending = classify(ctx, &p, l3, end, mp, 0);
     if (pending <= 0 && !mp->count) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);

@@ -15,9 +15,15 @@
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 #endif
 
+/* What the copy gate gave a later fragment's first fragment (xtap_matches). */
+#define XTAP_DATAGRAM_UNKNOWN 0 /* not a later fragment, or its first was not seen */
+#define XTAP_DATAGRAM_ADMITTED 1
+#define XTAP_DATAGRAM_OVER_BUDGET 2
+
 struct xtap_matches {
     __u32 count;
-    __u32 truncated;
+    __u16 truncated;
+    __u16 datagram; /* XTAP_DATAGRAM_*, for a later fragment */
     struct xtap_ref refs[XTAP_MAX_MATCHES];
 };
 
@@ -389,6 +395,8 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
             }
             if (fv->flags & XTAP_META_TRUNCATED)
                 m->truncated = 1;
+            m->datagram = (fv->flags & XTAP_FRAG_OVER_BUDGET) ? XTAP_DATAGRAM_OVER_BUDGET
+                                                               : XTAP_DATAGRAM_ADMITTED;
             if (count)
                 stat_inc(XTAP_STAT_FRAG_MATCHED);
         }

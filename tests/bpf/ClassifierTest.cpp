@@ -448,6 +448,56 @@ TEST_CASE("the copy budget keeps its reserve for the most important criteria") {
     CHECK(selected(minor, 6) == 5);
 }
 
+TEST_CASE("the copy budget takes or refuses a fragmented datagram whole") {
+    BpfRig rig;
+    const auto target = v4(198, 18, 14, 1), peer = v4(198, 19, 0, 1);
+    Filter f = hostFilter(target);
+    f.proto = 17;
+    f.dport = {4789, 4789};
+    const SlotRef ref = publish(rig, {{f}});
+    auto fragments = [&](uint32_t id) {
+        auto first = tcp4(target, peer, 1, 4789);
+        first.proto = 17;
+        first.frag = PacketSpec::Frag::First;
+        first.frag_id = id;
+        auto later = first;
+        later.frag = PacketSpec::Frag::Later;
+        return std::pair{buildFrame(first), buildFrame(later)};
+    };
+    auto selected = [&](const std::vector<uint8_t>& frame, int packets) {
+        int n = 0;
+        for (int i = 0; i < packets; ++i) n += rig.runTransit(frame, 0).marked;
+        return n;
+    };
+    auto over_budget = [&] { return rig.maps().readStats()[XTAP_STAT_GATE_BUDGET]; };
+
+    // One copy a second, 2 s of burst: three copies at once.
+    rig.maps().setCopyBudget(1, 0, 2'000'000'000ull);
+    const auto [a_first, a_later] = fragments(0x0a);
+    CHECK(selected(a_first, 1) == 1);
+    // Admitted: all of its datagram follows, past what the burst has left.
+    CHECK(selected(a_later, 4) == 4);
+    CHECK(over_budget() == 0);
+    // Refused: none of it, though the budget now has room again.
+    const auto [b_first, b_later] = fragments(0x0b);
+    CHECK(selected(b_first, 1) == 0);
+    rig.maps().setCopyBudget(1, 0, 2'000'000'000ull);  // a new budget starts full
+    CHECK(selected(b_later, 2) == 0);
+    CHECK(over_budget() == 3);
+    const auto c = rig.dp().counters(ref);
+    CHECK(c.packets == 8);
+    CHECK(c.gated_packets == 3);
+    CHECK(c.gated_bytes == b_first.size() - 14 + 2 * (b_later.size() - 14));
+    // The next datagram is judged afresh by its own first fragment.
+    const auto [c_first, c_later] = fragments(0x0c);
+    CHECK(selected(c_first, 1) == 1);
+    CHECK(selected(c_later, 1) == 1);
+    // The same datagram's first fragment again (a sender's retry) is judged
+    // afresh too, and its verdict holds for the fragments after it.
+    CHECK(selected(b_first, 1) == 1);
+    CHECK(selected(b_later, 1) == 1);
+}
+
 TEST_CASE("the kill switch stops all classification") {
     BpfRig rig;
     const auto target = v4(198, 18, 11, 1), peer = v4(198, 19, 0, 1);
