@@ -5,6 +5,9 @@
       the copies must be exactly the ingress frames, as a multiset, byte for byte
   pcaptool.py summary FILE.pcap
       counts per IP family and total L3 bytes, as JSON
+  pcaptool.py datagrams FILE.pcap
+      the IPv4 fragments grouped by datagram: how many datagrams came whole
+      and how many in part, as JSON
 """
 import collections
 import json
@@ -41,6 +44,55 @@ def l3(frame):
     return family, frame[off:]
 
 
+RAW_IP = (12, 101)  # DLT_RAW as libpcap writes it, and LINKTYPE_RAW
+
+
+def packets(path):
+    """The IP packets of a pcap file, Ethernet or raw IP (xtapctl receive --pcap)."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if len(header) < 24:
+        return
+    endian = "<" if struct.unpack("<I", header[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    raw = struct.unpack(endian + "I", header[20:24])[0] in RAW_IP
+    with open(path, "rb") as f:
+        f.read(24)
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                return
+            caplen = struct.unpack(endian + "IIII", rec)[2]
+            data = f.read(caplen)
+            yield data if raw else l3(data)[1]
+
+
+def datagrams(path):
+    """IPv4 fragments by (source, destination, protocol, identification): a
+    datagram is whole when its pieces cover it from offset 0 to the last one."""
+    pieces = collections.defaultdict(list)
+    for pkt in packets(path):
+        if len(pkt) < 20 or pkt[0] >> 4 != 4:
+            continue
+        flags_off = struct.unpack("!H", pkt[6:8])[0]
+        if not flags_off & 0x3FFF:
+            continue
+        ihl = (pkt[0] & 0x0F) * 4
+        length = struct.unpack("!H", pkt[2:4])[0] - ihl
+        key = (pkt[12:16], pkt[16:20], pkt[9], pkt[4:6])
+        pieces[key].append(((flags_off & 0x1FFF) * 8, length, bool(flags_off & 0x2000)))
+    whole = 0
+    for parts in pieces.values():
+        covered, complete = 0, False
+        for off, length, more in sorted(set(parts)):
+            if off != covered:
+                break
+            covered += length
+            complete = not more
+        whole += complete
+    return {"datagrams": len(pieces), "whole": whole, "partial": len(pieces) - whole,
+            "fragments": sum(len(p) for p in pieces.values())}
+
+
 def summary(path):
     out = {"frames": 0, "ipv4": 0, "ipv6": 0, "ipv4_bytes": 0, "ipv6_bytes": 0, "fragments": 0}
     for fr in frames(path):
@@ -62,6 +114,9 @@ def summary(path):
 def main():
     if sys.argv[1] == "summary":
         print(json.dumps(summary(sys.argv[2])))
+        return 0
+    if sys.argv[1] == "datagrams":
+        print(json.dumps(datagrams(sys.argv[2])))
         return 0
     if sys.argv[1] == "compare":
         copies = collections.Counter(frames(sys.argv[2]))

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Send one UDP datagram as three fragments in a chosen order, on a raw
-Ethernet socket (stdlib only). For the out-of-order fragment test.
+"""Send a UDP datagram as three fragments in a chosen order, on a raw
+Ethernet socket (stdlib only). For the fragment tests.
 
-  send_fragments.py IFACE SRC_MAC DST_MAC SRC_IP DST_IP DPORT ID ORDER
+  send_fragments.py IFACE SRC_MAC DST_MAC SRC_IP DST_IP DPORT ID ORDER [COUNT [GAP_S]]
   ORDER: e.g. 321 (last fragment first)
+  COUNT datagrams (default 1), identifications ID, ID+1, ..., GAP_S seconds apart
 """
 import ipaddress
 import socket
 import struct
 import sys
+import time
 
 
 def csum(data):
@@ -20,10 +22,8 @@ def csum(data):
     return (~s) & 0xFFFF
 
 
-def main():
-    iface, smac, dmac, src, dst, dport, ident, order = sys.argv[1:9]
-    src, dst = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    dport, ident = int(dport), int(ident)
+def datagram(smac, dmac, src, dst, dport, ident):
+    """The datagram's three fragments, as Ethernet frames."""
     data = bytes((i * 7) & 0xFF for i in range(2992))
     udp_len = 8 + len(data)
     udp = struct.pack("!HHHH", 40000, dport, udp_len, 0) + data
@@ -45,10 +45,23 @@ def main():
             l3, etype = hdr + frag + chunk, 0x86DD
         frames.append(bytes.fromhex(dmac.replace(":", "")) + bytes.fromhex(smac.replace(":", ""))
                       + struct.pack("!H", etype) + l3)
+    return frames
+
+
+def main():
+    iface, smac, dmac, src, dst, dport, ident, order = sys.argv[1:9]
+    count = int(sys.argv[9]) if len(sys.argv) > 9 else 1
+    gap = float(sys.argv[10]) if len(sys.argv) > 10 else 0.0
+    src, dst = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    dport, ident = int(dport), int(ident)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
-    for c in order:
-        s.send(frames[int(c) - 1])
+    for k in range(min(count, 100000)):
+        frames = datagram(smac, dmac, src, dst, dport, ident + k)
+        for c in order:
+            s.send(frames[int(c) - 1])
+        if gap:
+            time.sleep(gap)
     return 0
 
 

@@ -13,6 +13,8 @@
 #    cloned.
 # 3. Under the budget, two flows at once, Priority 1 and Priority 5: the
 #    budget's reserve keeps the copies for the Priority 1 criterion.
+# 4. Under the budget, fragmented datagrams at seven times it: the MD gets
+#    each datagram whole or not at all.
 # Every stage adds up: matched = gated + cloned; and the MD's LIST counts the
 # gated copies of its criterion as dropped (X-XTap-Dropped-Packets), across
 # the restart.
@@ -71,9 +73,9 @@ send() {  # send PPS SECONDS: the target's flow from inet; prints packets sent
         --dport 9999 --size 128 --threads 1 --pps "$1" --duration "$2" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])'
 }
-receive() {  # xtapctl receive at the MD, in the background, until received()
+receive() {  # receive [ARGS]: xtapctl receive at the MD, in the background, until received()
     : >"$WORK/receive.err"
-    spawn_in "$MD" "$XTAPCTL" receive --listen 198.18.20.2:50000 --duration 60 --json \
+    spawn_in "$MD" "$XTAPCTL" receive --listen 198.18.20.2:50000 --duration 60 --json "$@" \
         >"$WORK/receive.json" 2>"$WORK/receive.err"
     RECEIVER=${PIDS[-1]}
     wait_for 20 grep -q "listening" "$WORK/receive.err" || fail "xtapctl receive did not start"
@@ -228,6 +230,30 @@ echo "copies this phase: Priority 1: $IMPORTANT, Priority 5: $MINOR; the MD got 
 [[ $IMPORTANT -ge 160 ]] || fail "Priority 1 got $IMPORTANT copies of about 200"
 [[ $MINOR -le $(( IMPORTANT / 4 )) ]] || fail "Priority 5 got $MINOR copies against $IMPORTANT for Priority 1"
 [[ $GOT -eq $(( IMPORTANT + MINOR )) ]] || fail "the MD got $GOT, the criteria account for $(( IMPORTANT + MINOR ))"
+
+note "under the budget a fragmented datagram reaches the MD whole or not at all"
+# 300 datagrams of three fragments (UDP to the target's port 9999, the
+# Priority 1 criterion), one every 3 ms: 900 fragments at about 700 a second
+# against a budget of 100 copies a second.
+I0_MAC=$(in_ns "$NET" cat /sys/class/net/i0/address)
+S=$(status_json)
+M0=$(C matched) B0=$(C gate_budget) CL0=$(C cloned)
+receive --pcap "$WORK/fragments.pcap"
+in_ns "$NET" python3 "$SOURCE_DIR/tests/integration/send_fragments.py" i0 "$I0_MAC" "$R1_MAC" \
+    198.18.2.2 $TARGET 9999 1000 123 300 0.003 || fail "send_fragments.py failed"
+settle
+GOT=$(received)
+D=$(python3 "$SOURCE_DIR/tests/integration/pcaptool.py" datagrams "$WORK/fragments.pcap")
+FRAG_MATCHED=$(( $(C matched) - M0 )) FRAG_GATED=$(( $(C gate_budget) - B0 )) FRAG_CLONED=$(( $(C cloned) - CL0 ))
+echo "matched $FRAG_MATCHED, over the budget $FRAG_GATED, cloned $FRAG_CLONED; the MD got $GOT copies: $D"
+[[ $FRAG_MATCHED -eq 900 ]] || fail "matched $FRAG_MATCHED of 900 fragments"
+[[ $(( FRAG_GATED + FRAG_CLONED )) -eq 900 ]] || fail "over the budget $FRAG_GATED + cloned $FRAG_CLONED != 900"
+[[ $GOT -eq $FRAG_CLONED ]] || fail "the MD got $GOT of $FRAG_CLONED copies"
+[[ $(jq_ 'd["partial"]' <<<"$D") -eq 0 ]] || fail "datagrams reached the MD in part: $D"
+WHOLE=$(jq_ 'd["whole"]' <<<"$D")
+# About 1 s at 100 copies a second, 3 copies a datagram: some 30 to 50 whole.
+[[ $FRAG_GATED -gt 0 ]] || fail "the budget refused none: the test sent too slowly to test it"
+[[ $WHOLE -ge 20 && $(( 3 * WHOLE )) -eq $GOT ]] || fail "$WHOLE whole datagrams for $GOT copies"
 stop_xtapd
 grep "$TARGET" "$WORK/xtapd.log" && fail "xtapd's log names the target"
 echo "PASS: the copy gate"
