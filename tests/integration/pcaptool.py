@@ -15,19 +15,29 @@ import struct
 import sys
 
 
-def frames(path):
+RAW_IP = (12, 101)  # DLT_RAW as libpcap writes it, and LINKTYPE_RAW
+
+
+def records(path):
+    """Each record of a pcap file, with the file's link type: (linktype, bytes)."""
     with open(path, "rb") as f:
         header = f.read(24)
         if len(header) < 24:
             return
         magic = struct.unpack("<I", header[:4])[0]
         endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        linktype = struct.unpack(endian + "I", header[20:24])[0]
         while True:
             rec = f.read(16)
             if len(rec) < 16:
                 return
             _, _, caplen, _ = struct.unpack(endian + "IIII", rec)
-            yield f.read(caplen)
+            yield linktype, f.read(caplen)
+
+
+def frames(path):
+    for _, data in records(path):
+        yield data
 
 
 def l3(frame):
@@ -44,26 +54,10 @@ def l3(frame):
     return family, frame[off:]
 
 
-RAW_IP = (12, 101)  # DLT_RAW as libpcap writes it, and LINKTYPE_RAW
-
-
 def packets(path):
     """The IP packets of a pcap file, Ethernet or raw IP (xtapctl receive --pcap)."""
-    with open(path, "rb") as f:
-        header = f.read(24)
-    if len(header) < 24:
-        return
-    endian = "<" if struct.unpack("<I", header[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    raw = struct.unpack(endian + "I", header[20:24])[0] in RAW_IP
-    with open(path, "rb") as f:
-        f.read(24)
-        while True:
-            rec = f.read(16)
-            if len(rec) < 16:
-                return
-            caplen = struct.unpack(endian + "IIII", rec)[2]
-            data = f.read(caplen)
-            yield data if raw else l3(data)[1]
+    for linktype, data in records(path):
+        yield data if linktype in RAW_IP else l3(data)[1]
 
 
 def datagrams(path):
