@@ -38,6 +38,20 @@ PacketSpec tcp4(Address src, Address dst, uint16_t sport, uint16_t dport) {
     return s;
 }
 
+PacketSpec udp4(Address src, Address dst, uint16_t sport, uint16_t dport) {
+    PacketSpec s = tcp4(src, dst, sport, dport);
+    s.proto = 17;
+    return s;
+}
+
+// UDP from `src` to port `dport`.
+Filter udpFilter(Address src, uint16_t dport) {
+    Filter f = hostFilter(src);
+    f.proto = 17;
+    f.dport = {dport, dport};
+    return f;
+}
+
 Address v6(uint16_t a, uint16_t last) {
     Address x{};
     x[0] = 0x20;
@@ -104,12 +118,8 @@ TEST_CASE("ports, protocol and ICMP type are matched exactly") {
 TEST_CASE("two VLAN tags, IPv4 options and six IPv6 extension headers are parsed") {
     BpfRig rig;
     const auto t4 = v4(198, 18, 2, 2), p4 = v4(198, 19, 0, 1);
-    Filter f4 = hostFilter(t4);
-    f4.proto = 17;
-    f4.dport = {53, 53};
-    const SlotRef a = publish(rig, {{f4}});
-    auto s = tcp4(t4, p4, 5000, 53);
-    s.proto = 17;
+    const SlotRef a = publish(rig, {{udpFilter(t4, 53)}});
+    auto s = udp4(t4, p4, 5000, 53);
     s.vlan_tags = 2;
     s.qinq = true;
     s.ipv4_option_words = 10;
@@ -138,13 +148,9 @@ TEST_CASE("two VLAN tags, IPv4 options and six IPv6 extension headers are parsed
 TEST_CASE("later fragments follow their first fragment, IPv4 and IPv6") {
     BpfRig rig;
     const auto target = v4(198, 18, 3, 3), peer = v4(198, 19, 0, 1);
-    Filter f = hostFilter(target);
-    f.proto = 17;
-    f.dport = {4789, 4789};
-    const SlotRef ref = publish(rig, {{f}});
+    const SlotRef ref = publish(rig, {{udpFilter(target, 4789)}});
 
-    auto first = tcp4(target, peer, 1, 4789);
-    first.proto = 17;
+    auto first = udp4(target, peer, 1, 4789);
     first.frag = PacketSpec::Frag::First;
     first.frag_id = 0x1234;
     auto later = first;
@@ -203,12 +209,8 @@ TEST_CASE("later fragments follow their first fragment, IPv4 and IPv6") {
 TEST_CASE("a later fragment released after its first fragment is counted with its criterion") {
     BpfRig rig;
     const auto target = v4(198, 18, 3, 3), peer = v4(198, 19, 0, 1);
-    Filter f = hostFilter(target);
-    f.proto = 17;
-    f.dport = {4789, 4789};
-    const SlotRef ref = publish(rig, {{f}});
-    auto first = tcp4(target, peer, 1, 4789);
-    first.proto = 17;
+    const SlotRef ref = publish(rig, {{udpFilter(target, 4789)}});
+    auto first = udp4(target, peer, 1, 4789);
     first.payload = 200;
     first.frag = PacketSpec::Frag::First;
     first.frag_id = 0x4321;
@@ -451,13 +453,9 @@ TEST_CASE("the copy budget keeps its reserve for the most important criteria") {
 TEST_CASE("the copy budget takes or refuses a fragmented datagram whole") {
     BpfRig rig;
     const auto target = v4(198, 18, 14, 1), peer = v4(198, 19, 0, 1);
-    Filter f = hostFilter(target);
-    f.proto = 17;
-    f.dport = {4789, 4789};
-    const SlotRef ref = publish(rig, {{f}});
+    const SlotRef ref = publish(rig, {{udpFilter(target, 4789)}});
     auto fragments = [&](uint32_t id) {
-        auto first = tcp4(target, peer, 1, 4789);
-        first.proto = 17;
+        auto first = udp4(target, peer, 1, 4789);
         first.frag = PacketSpec::Frag::First;
         first.frag_id = id;
         auto later = first;
