@@ -93,6 +93,16 @@ static __always_inline int copy_is_important(const struct xtap_matches *m)
  * criteria in `m` be made now? */
 static __always_inline int copy_gate_verdict(const struct xtap_matches *m, __u32 l3_len)
 {
+    /* A fragmented datagram is copied whole or not at all: a later fragment
+     * whose first fragment was refused is refused for the same reason. */
+    if (m->datagram == XTAP_DATAGRAM_NO_CONSUMER) {
+        stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
+        return GATE_NO_CONSUMER;
+    }
+    if (m->datagram == XTAP_DATAGRAM_OVER_BUDGET) {
+        stat_inc(XTAP_STAT_GATE_BUDGET);
+        return GATE_OVER_BUDGET;
+    }
     __u32 zero = 0;
     struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
     if (!g)
@@ -109,13 +119,9 @@ static __always_inline int copy_gate_verdict(const struct xtap_matches *m, __u32
     }
     if (!interval && !ps_per_byte)
         return GATE_COPY;
-    /* A fragmented datagram is copied whole or not at all: its later
-     * fragments take the first fragment's verdict, and an admitted one is
-     * charged even past the burst (the budget pays it back before more). */
-    if (m->datagram == XTAP_DATAGRAM_OVER_BUDGET) {
-        stat_inc(XTAP_STAT_GATE_BUDGET);
-        return GATE_OVER_BUDGET;
-    }
+    /* The rest of an admitted datagram is charged even past the burst (the
+     * budget pays it back before it admits more). The deadline above still
+     * holds for it: nobody would read it. */
     if (m->datagram != XTAP_DATAGRAM_ADMITTED) {
         __u64 burst = READ_ONCE(g->burst_ns);
         /* Outside the reserve every copy is admitted alike; only a copy that
@@ -151,15 +157,15 @@ static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_l
     }
 }
 
-/* The budget refused a first fragment: its entry in the fragment table (the
- * classifier made it) says so to the fragments after it. */
-static __always_inline void datagram_over_budget(struct xtap_pkt *p)
+/* The gate refused a first fragment: its entry in the fragment table (the
+ * classifier made it) says so, and why, to the fragments after it. */
+static __always_inline void datagram_gated(struct xtap_pkt *p, __u32 flag)
 {
     struct xtap_frag_key fk;
     frag_key_of(p, &fk);
     struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
     if (fv)
-        fv->flags |= XTAP_FRAG_OVER_BUDGET;
+        fv->flags |= flag;
 }
 
 /*
@@ -175,8 +181,9 @@ __attribute__((noinline)) int copy_gate_decide(struct xtap_matches *m, struct xt
     if (verdict == GATE_COPY)
         return 1;
     gate_charge(m, p->l3_len);
-    if (verdict == GATE_OVER_BUDGET && p->frag == XTAP_FRAG_FIRST)
-        datagram_over_budget(p);
+    if (p->frag == XTAP_FRAG_FIRST)
+        datagram_gated(p, verdict == GATE_NO_CONSUMER ? XTAP_FRAG_GATED_NO_CONSUMER
+                                                      : XTAP_FRAG_GATED_BUDGET);
     return 0;
 }
 

@@ -260,13 +260,15 @@ struct xtap_frag_val {
     __u64 time_ns;
     __u32 count;
     __u32 flags; /* XTAP_META_TRUNCATED: the first fragment matched more than it holds;
-                  * XTAP_FRAG_OVER_BUDGET */
+                  * XTAP_FRAG_GATED_*: the copy gate refused it */
     struct xtap_ref refs[XTAP_MAX_MATCHES];
 };
 XTAP_ASSERT_SIZE(struct xtap_frag_val, 144);
-/* The copy budget refused the first fragment: the rest of its datagram is
- * refused too, so the MD never gets a datagram in part. */
-#define XTAP_FRAG_OVER_BUDGET 4U
+/* The copy gate refused the first fragment (no live copy thread, or over the
+ * budget): the rest of its datagram is refused too, for the same reason, so
+ * the MD never gets a datagram in part. */
+#define XTAP_FRAG_GATED_NO_CONSUMER 4U
+#define XTAP_FRAG_GATED_BUDGET 8U
 
 /*
  * Traffic of the appliance itself (its SSH/DTCP listener, IKE/ESP peers):

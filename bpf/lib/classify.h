@@ -18,7 +18,8 @@
 /* What the copy gate gave a later fragment's first fragment (xtap_matches). */
 #define XTAP_DATAGRAM_UNKNOWN 0 /* not a later fragment, or its first was not seen */
 #define XTAP_DATAGRAM_ADMITTED 1
-#define XTAP_DATAGRAM_OVER_BUDGET 2
+#define XTAP_DATAGRAM_NO_CONSUMER 2
+#define XTAP_DATAGRAM_OVER_BUDGET 3
 
 struct xtap_matches {
     __u32 count;
@@ -395,8 +396,12 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
             }
             if (fv->flags & XTAP_META_TRUNCATED)
                 m->truncated = 1;
-            m->datagram = (fv->flags & XTAP_FRAG_OVER_BUDGET) ? XTAP_DATAGRAM_OVER_BUDGET
-                                                               : XTAP_DATAGRAM_ADMITTED;
+            if (fv->flags & XTAP_FRAG_GATED_NO_CONSUMER)
+                m->datagram = XTAP_DATAGRAM_NO_CONSUMER;
+            else if (fv->flags & XTAP_FRAG_GATED_BUDGET)
+                m->datagram = XTAP_DATAGRAM_OVER_BUDGET;
+            else
+                m->datagram = XTAP_DATAGRAM_ADMITTED;
             if (count)
                 stat_inc(XTAP_STAT_FRAG_MATCHED);
         }

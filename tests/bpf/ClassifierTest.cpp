@@ -450,7 +450,7 @@ TEST_CASE("the copy budget keeps its reserve for the most important criteria") {
     CHECK(selected(minor, 6) == 5);
 }
 
-TEST_CASE("the copy budget takes or refuses a fragmented datagram whole") {
+TEST_CASE("the copy gate takes or refuses a fragmented datagram whole") {
     BpfRig rig;
     const auto target = v4(198, 18, 14, 1), peer = v4(198, 19, 0, 1);
     const SlotRef ref = publish(rig, {{udpFilter(target, 4789)}});
@@ -494,6 +494,20 @@ TEST_CASE("the copy budget takes or refuses a fragmented datagram whole") {
     // afresh too, and its verdict holds for the fragments after it.
     CHECK(selected(b_first, 1) == 1);
     CHECK(selected(b_later, 1) == 1);
+
+    // Refused for want of a live copy thread: the rest of the datagram too,
+    // for that reason, though the copy threads came back (and the budget
+    // went) in between.
+    rig.maps().setCopyBudget(0, 0, 0);
+    auto no_consumer = [&] { return rig.maps().readStats()[XTAP_STAT_GATE_NO_CONSUMER]; };
+    const auto [d_first, d_later] = fragments(0x0d);
+    rig.maps().setCopyDeadline(xtap::test::bootNs() - 1);
+    CHECK(selected(d_first, 1) == 0);
+    rig.maps().setCopyDeadline(0);
+    CHECK(selected(d_later, 2) == 0);
+    CHECK(no_consumer() == 3);
+    CHECK(over_budget() == 3);
+    CHECK(selected(c_later, 1) == 1);  // another datagram's: copied
 }
 
 TEST_CASE("the kill switch stops all classification") {
