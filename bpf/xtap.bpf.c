@@ -84,45 +84,39 @@ static __always_inline int copy_is_important(const struct xtap_matches *m)
     return 0;
 }
 
-/* The copy gate's verdicts. */
-#define GATE_COPY 0
-#define GATE_NO_CONSUMER 1
-#define GATE_OVER_BUDGET 2
-
 /* The copy gate (struct xtap_copy_gate): may a copy of l3_len bytes for the
- * criteria in `m` be made now? */
+ * criteria in `m` be made now? XTAP_GATE_*, counted when refused. */
 static __always_inline int copy_gate_verdict(const struct xtap_matches *m, __u32 l3_len)
 {
-    /* A fragmented datagram is copied whole or not at all: a later fragment
-     * whose first fragment was refused is refused for the same reason. */
-    if (m->datagram == XTAP_DATAGRAM_NO_CONSUMER) {
+    /* A later fragment whose first fragment was refused: refused alike. */
+    if (m->first_gate == XTAP_GATE_NO_CONSUMER) {
         stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
-        return GATE_NO_CONSUMER;
+        return XTAP_GATE_NO_CONSUMER;
     }
-    if (m->datagram == XTAP_DATAGRAM_OVER_BUDGET) {
+    if (m->first_gate == XTAP_GATE_OVER_BUDGET) {
         stat_inc(XTAP_STAT_GATE_BUDGET);
-        return GATE_OVER_BUDGET;
+        return XTAP_GATE_OVER_BUDGET;
     }
     __u32 zero = 0;
     struct xtap_copy_gate *g = bpf_map_lookup_elem(&copy_gate, &zero);
     if (!g)
-        return GATE_COPY;
+        return XTAP_GATE_COPY;
     __u64 live_until = READ_ONCE(g->live_until_ns);
     __u64 interval = READ_ONCE(g->interval_ns);
     __u64 ps_per_byte = READ_ONCE(g->ps_per_byte);
     if (!live_until && !interval && !ps_per_byte)
-        return GATE_COPY;
+        return XTAP_GATE_COPY;
     __u64 now = bpf_ktime_get_boot_ns();
     if (live_until && now >= live_until) {
         stat_inc(XTAP_STAT_GATE_NO_CONSUMER);
-        return GATE_NO_CONSUMER;
+        return XTAP_GATE_NO_CONSUMER;
     }
     if (!interval && !ps_per_byte)
-        return GATE_COPY;
+        return XTAP_GATE_COPY;
     /* The rest of an admitted datagram is charged even past the burst (the
      * budget pays it back before it admits more). The deadline above still
      * holds for it: nobody would read it. */
-    if (m->datagram != XTAP_DATAGRAM_ADMITTED) {
+    if (m->first_gate != XTAP_GATE_COPY) {
         __u64 burst = READ_ONCE(g->burst_ns);
         /* Outside the reserve every copy is admitted alike; only a copy that
          * needs the reserve pays for the priority lookups. */
@@ -130,14 +124,14 @@ static __always_inline int copy_gate_verdict(const struct xtap_matches *m, __u32
         if (!budgets_have_room(g, now, shared, interval, ps_per_byte) &&
             !(copy_is_important(m) && budgets_have_room(g, now, burst, interval, ps_per_byte))) {
             stat_inc(XTAP_STAT_GATE_BUDGET);
-            return GATE_OVER_BUDGET;
+            return XTAP_GATE_OVER_BUDGET;
         }
     }
     if (interval)
         budget_take(&g->tat_ns, now, interval);
     if (ps_per_byte)
         budget_take(&g->tat_bytes_ns, now, (__u64)l3_len * ps_per_byte / 1000);
-    return GATE_COPY;
+    return XTAP_GATE_COPY;
 }
 
 /* What the gate refused, per criterion: LIST shows it in the criterion's
@@ -159,13 +153,13 @@ static __always_inline void gate_charge(const struct xtap_matches *m, __u32 l3_l
 
 /* The gate refused a first fragment: its entry in the fragment table (the
  * classifier made it) says so, and why, to the fragments after it. */
-static __always_inline void datagram_gated(struct xtap_pkt *p, __u32 flag)
+static __always_inline void datagram_gated(struct xtap_pkt *p, __u16 verdict)
 {
     struct xtap_frag_key fk;
     frag_key_of(p, &fk);
     struct xtap_frag_val *fv = bpf_map_lookup_elem(&frags, &fk);
     if (fv)
-        fv->flags |= flag;
+        fv->gate = verdict;
 }
 
 /*
@@ -178,12 +172,11 @@ __attribute__((noinline)) int copy_gate_decide(struct xtap_matches *m, struct xt
     if (!m || !p)
         return 1;
     int verdict = copy_gate_verdict(m, p->l3_len);
-    if (verdict == GATE_COPY)
+    if (verdict == XTAP_GATE_COPY)
         return 1;
     gate_charge(m, p->l3_len);
     if (p->frag == XTAP_FRAG_FIRST)
-        datagram_gated(p, verdict == GATE_NO_CONSUMER ? XTAP_FRAG_GATED_NO_CONSUMER
-                                                      : XTAP_FRAG_GATED_BUDGET);
+        datagram_gated(p, verdict);
     return 0;
 }
 
@@ -209,7 +202,7 @@ static __always_inline int transit_select(void *ctx, void *data, void *end, __u3
         p.l3_len = wire_len - (__u32)(l3 - data);
     m.count = 0;
     m.truncated = 0;
-    m.datagram = XTAP_DATAGRAM_UNKNOWN;
+    m.first_gate = XTAP_GATE_UNJUDGED;
     int pending = classify(ctx, &p, l3, end, &m, 1);
     if (pending < 0) {
         stat_inc(XTAP_STAT_PARSE_SKIPPED);
@@ -366,7 +359,7 @@ static __always_inline int capture(struct xdp_md *ctx, const int in_frame)
     p.key.ifindex = transit_ifindex;
     mp->count = 0;
     mp->truncated = 0;
-    mp->datagram = XTAP_DATAGRAM_UNKNOWN;
+    mp->first_gate = XTAP_GATE_UNJUDGED;
     int pending = classify(ctx, &p, l3, end, mp, 0);
     if (pending <= 0 && !mp->count) {
         stat_inc(XTAP_STAT_CAPTURE_NOMATCH);

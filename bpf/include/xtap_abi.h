@@ -256,19 +256,21 @@ struct xtap_frag_key {
 };
 XTAP_ASSERT_SIZE(struct xtap_frag_key, 40);
 
+/* The copy gate's verdict on a selected packet. A first fragment's is kept
+ * in its fragment entry and holds for the rest of its datagram, so the MD
+ * gets a datagram whole or not at all. */
+#define XTAP_GATE_COPY 0
+#define XTAP_GATE_NO_CONSUMER 1 /* no live copy thread */
+#define XTAP_GATE_OVER_BUDGET 2
+
 struct xtap_frag_val {
     __u64 time_ns;
     __u32 count;
-    __u32 flags; /* XTAP_META_TRUNCATED: the first fragment matched more than it holds;
-                  * XTAP_FRAG_GATED_*: the copy gate refused it */
+    __u16 flags; /* XTAP_META_TRUNCATED: the first fragment matched more than it holds */
+    __u16 gate;  /* XTAP_GATE_*: the copy gate's verdict on the first fragment */
     struct xtap_ref refs[XTAP_MAX_MATCHES];
 };
 XTAP_ASSERT_SIZE(struct xtap_frag_val, 144);
-/* The copy gate refused the first fragment (no live copy thread, or over the
- * budget): the rest of its datagram is refused too, for the same reason, so
- * the MD never gets a datagram in part. */
-#define XTAP_FRAG_GATED_NO_CONSUMER 4U
-#define XTAP_FRAG_GATED_BUDGET 8U
 
 /*
  * Traffic of the appliance itself (its SSH/DTCP listener, IKE/ESP peers):

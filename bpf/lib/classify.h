@@ -15,16 +15,14 @@
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
 #endif
 
-/* What the copy gate gave a later fragment's first fragment (xtap_matches). */
-#define XTAP_DATAGRAM_UNKNOWN 0 /* not a later fragment, or its first was not seen */
-#define XTAP_DATAGRAM_ADMITTED 1
-#define XTAP_DATAGRAM_NO_CONSUMER 2
-#define XTAP_DATAGRAM_OVER_BUDGET 3
+/* xtap_matches.first_gate of a packet that is not a later fragment whose
+ * first fragment was seen: the gate judges it on its own. */
+#define XTAP_GATE_UNJUDGED 0xffff
 
 struct xtap_matches {
     __u32 count;
     __u16 truncated;
-    __u16 datagram; /* XTAP_DATAGRAM_*, for a later fragment */
+    __u16 first_gate; /* XTAP_GATE_* on this later fragment's first, or XTAP_GATE_UNJUDGED */
     struct xtap_ref refs[XTAP_MAX_MATCHES];
 };
 
@@ -396,12 +394,7 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
             }
             if (fv->flags & XTAP_META_TRUNCATED)
                 m->truncated = 1;
-            if (fv->flags & XTAP_FRAG_GATED_NO_CONSUMER)
-                m->datagram = XTAP_DATAGRAM_NO_CONSUMER;
-            else if (fv->flags & XTAP_FRAG_GATED_BUDGET)
-                m->datagram = XTAP_DATAGRAM_OVER_BUDGET;
-            else
-                m->datagram = XTAP_DATAGRAM_ADMITTED;
+            m->first_gate = fv->gate;
             if (count)
                 stat_inc(XTAP_STAT_FRAG_MATCHED);
         }
@@ -420,6 +413,7 @@ static __always_inline int classify(void *ctx, struct xtap_pkt *p, void *l3, voi
             fv->time_ns = bpf_ktime_get_boot_ns();
             fv->count = m->count;
             fv->flags = m->truncated ? XTAP_META_TRUNCATED : 0;
+            fv->gate = XTAP_GATE_COPY; /* until the gate says otherwise */
             __builtin_memcpy(fv->refs, m->refs, sizeof(fv->refs));
             bpf_map_update_elem(&frags, &fk, fv, BPF_ANY);
             stat_inc(XTAP_STAT_FRAG_TRACKED);
